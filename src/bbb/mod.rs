@@ -1,0 +1,3 @@
+//! BigBlueButton API: checksums, query signing, response parsing.
+
+pub mod checksum;

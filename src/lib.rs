@@ -1,0 +1,33 @@
+//! bbb-gateway: hands out signed BigBlueButton join URLs to venueless-style WebSocket clients.
+//!
+//! Module map (who talks to whom):
+//! - [`app`]: startup; opens the store, starts the actors, serves [`http`] routes.
+//! - [`http`]: routes; `/ws/world/{id}/` upgrades into a [`session`].
+//! - [`session`]: one actor per socket; parses frames via [`protocol`], asks
+//!   [`permissions::PermissionActor`] for rights, [`store::StoreActor`] for users, and
+//!   [`registry::SessionRegistry`] for pushes to a user's other sockets.
+//! - [`permissions`]: rights from roles, trait grants, explicit grants, moderation
+//!   (pure rules in `permissions::rules`).
+//! - [`store`]: SQLite on its own thread (`SyncArbiter`), ordered migrations.
+//! - [`registry`]: live sessions per user; `connection_limit`; push delivery.
+//! - [`auth`]: JWT and client-id credentials (pure).
+//! - [`config`]: typed settings, env overrides, validation.
+//! - [`error`], [`protocol::codes`]: the one error enum and its wire codes.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`bbb`]: BBB API checksums, query signing, XML parsing (pure).
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+pub mod app;
+pub mod auth;
+pub mod bbb;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod metrics;
+pub mod permissions;
+pub mod protocol;
+pub mod registry;
+pub mod session;
+pub mod store;

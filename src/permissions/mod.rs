@@ -1,0 +1,329 @@
+//! `PermissionActor`: owns every world's roles, trait grants and rooms, the explicit role
+//! grants and users' moderation states, and answers "what may this user do (in room R)?".
+//! The rules themselves are pure functions in [`rules`].
+
+pub mod rules;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use serde_json::Value;
+
+use crate::config::{BbbRoomConfig, RoomSettings, Settings, WorldSettings};
+use crate::error::Error;
+use crate::ids::{UserId, WorldId};
+use crate::protocol::wire;
+use crate::store::{self, StoreActor, StoredGrant, UserRecord};
+use rules::{ExplicitGrants, Moderation, Subject, WorldRules};
+
+/// The user a permission question is about. `id` is `None` before the user exists.
+#[derive(Clone, Debug, Default)]
+pub struct Principal {
+    pub id: Option<UserId>,
+    pub token_uid: Option<String>,
+    pub traits: BTreeSet<String>,
+}
+
+impl Principal {
+    pub fn of(user: &UserRecord) -> Self {
+        Self {
+            id: Some(user.id.clone()),
+            token_uid: user.token_uid.clone(),
+            traits: user.traits.iter().cloned().collect(),
+        }
+    }
+}
+
+struct WorldEntry {
+    settings: Arc<WorldSettings>,
+    rules: WorldRules,
+    /// Explicit grants from settings, keyed by JWT uid.
+    grants_by_uid: HashMap<String, ExplicitGrants>,
+}
+
+impl WorldEntry {
+    fn new(settings: &WorldSettings) -> Self {
+        let mut grants_by_uid: HashMap<String, ExplicitGrants> = HashMap::new();
+        for grant in &settings.role_grants {
+            grants_by_uid
+                .entry(grant.uid.clone())
+                .or_default()
+                .add(&grant.role, grant.room.as_ref());
+        }
+        Self {
+            settings: Arc::new(settings.clone()),
+            rules: WorldRules::new(settings),
+            grants_by_uid,
+        }
+    }
+}
+
+/// Resolves rights; see the module docs.
+pub struct PermissionActor {
+    worlds: HashMap<WorldId, WorldEntry>,
+    stored_grants: HashMap<(WorldId, UserId), ExplicitGrants>,
+    moderation: HashMap<(WorldId, UserId), Moderation>,
+    store: Addr<StoreActor>,
+}
+
+impl Actor for PermissionActor {
+    type Context = Context<Self>;
+}
+
+impl PermissionActor {
+    /// Builds the actor from settings and what the store holds (loaded at startup).
+    pub fn new(
+        settings: &Settings,
+        store: Addr<StoreActor>,
+        moderation: Vec<(WorldId, UserId, Moderation)>,
+        grants: Vec<StoredGrant>,
+    ) -> Self {
+        let mut stored_grants: HashMap<(WorldId, UserId), ExplicitGrants> = HashMap::new();
+        for g in grants {
+            stored_grants
+                .entry((g.world, g.user))
+                .or_default()
+                .add(&g.role, g.room.as_ref());
+        }
+        Self {
+            worlds: Self::index(settings),
+            stored_grants,
+            moderation: moderation.into_iter().map(|(w, u, m)| ((w, u), m)).collect(),
+            store,
+        }
+    }
+
+    fn index(settings: &Settings) -> HashMap<WorldId, WorldEntry> {
+        settings
+            .worlds
+            .iter()
+            .map(|w| (w.id.clone(), WorldEntry::new(w)))
+            .collect()
+    }
+
+    fn world(&self, world: &WorldId) -> Result<&WorldEntry, Error> {
+        self.worlds.get(world).ok_or(Error::UnknownWorld)
+    }
+
+    fn moderation_of(&self, world: &WorldId, principal: &Principal) -> Moderation {
+        principal
+            .id
+            .as_ref()
+            .and_then(|id| self.moderation.get(&(world.clone(), id.clone())))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Runs `f` with the subject (traits, merged explicit grants, moderation) of `principal`.
+    fn with_subject<T>(
+        &self,
+        world: &WorldId,
+        entry: &WorldEntry,
+        principal: &Principal,
+        f: impl FnOnce(&Subject<'_>) -> T,
+    ) -> T {
+        let stored = principal
+            .id
+            .as_ref()
+            .and_then(|id| self.stored_grants.get(&(world.clone(), id.clone())));
+        let configured = principal
+            .token_uid
+            .as_ref()
+            .and_then(|uid| entry.grants_by_uid.get(uid));
+        let merged;
+        let grants = match (stored, configured) {
+            (Some(a), Some(b)) => {
+                let mut m = a.clone();
+                m.merge(b);
+                merged = m;
+                &merged
+            }
+            (Some(g), None) | (None, Some(g)) => g,
+            (None, None) => {
+                merged = ExplicitGrants::default();
+                &merged
+            }
+        };
+        f(&Subject {
+            traits: &principal.traits,
+            grants,
+            moderation: self.moderation_of(world, principal),
+        })
+    }
+}
+
+/// A user's world-level rights.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rights {
+    pub moderation: Moderation,
+    pub permissions: BTreeSet<String>,
+}
+
+impl Rights {
+    pub fn has(&self, permission: &str) -> bool {
+        self.permissions.contains(permission)
+    }
+}
+
+/// Sent by a session during login: the user's world-level rights.
+#[derive(Message)]
+#[rtype(result = "Result<Rights, Error>")]
+pub struct GetWorldRights {
+    pub world: WorldId,
+    pub principal: Principal,
+}
+
+impl Handler<GetWorldRights> for PermissionActor {
+    type Result = Result<Rights, Error>;
+
+    fn handle(&mut self, msg: GetWorldRights, _: &mut Context<Self>) -> Self::Result {
+        let entry = self.world(&msg.world)?;
+        Ok(self.with_subject(&msg.world, entry, &msg.principal, |s| Rights {
+            moderation: s.moderation,
+            permissions: entry.rules.world_permissions(s),
+        }))
+    }
+}
+
+/// What a session needs after login: rights plus the `world.config` the user may see.
+#[derive(Clone, Debug)]
+pub struct WorldView {
+    pub rights: Rights,
+    pub world: Arc<WorldSettings>,
+    pub config: Value,
+}
+
+/// Sent by a session after login: the user's rights and their `world.config`.
+#[derive(Message)]
+#[rtype(result = "Result<WorldView, Error>")]
+pub struct GetWorldView {
+    pub world: WorldId,
+    pub principal: Principal,
+}
+
+impl Handler<GetWorldView> for PermissionActor {
+    type Result = Result<WorldView, Error>;
+
+    fn handle(&mut self, msg: GetWorldView, _: &mut Context<Self>) -> Self::Result {
+        let entry = self.world(&msg.world)?;
+        Ok(self.with_subject(&msg.world, entry, &msg.principal, |s| {
+            let permissions = entry.rules.world_permissions(s);
+            let rooms = entry
+                .settings
+                .rooms
+                .iter()
+                .filter_map(|room| {
+                    let perms = entry.rules.room_permissions(&room.id, s);
+                    perms.contains(rules::ROOM_VIEW).then(|| wire::room(room, &perms))
+                })
+                .collect();
+            WorldView {
+                config: wire::world_config(&entry.settings, &permissions, rooms),
+                rights: Rights {
+                    moderation: s.moderation,
+                    permissions,
+                },
+                world: entry.settings.clone(),
+            }
+        }))
+    }
+}
+
+/// A user's standing in one room.
+#[derive(Clone, Debug)]
+pub struct RoomAccess {
+    pub room: RoomSettings,
+    pub world: Arc<WorldSettings>,
+    pub permissions: BTreeSet<String>,
+    /// The room's BBB module config, if it is a BBB room.
+    pub bbb: Option<BbbRoomConfig>,
+}
+
+impl RoomAccess {
+    pub fn has(&self, permission: &str) -> bool {
+        self.permissions.contains(permission)
+    }
+}
+
+/// Sent by a session for room commands: the room (or `room.unknown`) and the user's rights in it.
+#[derive(Message)]
+#[rtype(result = "Result<RoomAccess, Error>")]
+pub struct GetRoomAccess {
+    pub world: WorldId,
+    pub principal: Principal,
+    pub room: String,
+}
+
+impl Handler<GetRoomAccess> for PermissionActor {
+    type Result = Result<RoomAccess, Error>;
+
+    fn handle(&mut self, msg: GetRoomAccess, _: &mut Context<Self>) -> Self::Result {
+        let entry = self.world(&msg.world).map_err(|_| Error::RoomUnknown)?;
+        let room = entry.settings.room(&msg.room).ok_or(Error::RoomUnknown)?;
+        let permissions = self.with_subject(&msg.world, entry, &msg.principal, |s| {
+            entry.rules.room_permissions(&room.id, s)
+        });
+        Ok(RoomAccess {
+            bbb: room.bbb(),
+            room: room.clone(),
+            world: entry.settings.clone(),
+            permissions,
+        })
+    }
+}
+
+/// Sent by the admin API: persist a user's moderation state, then apply it. Returns the user,
+/// or `None` when the world has no such user.
+#[derive(Message)]
+#[rtype(result = "Result<Option<UserRecord>, Error>")]
+pub struct ApplyModeration {
+    pub world: WorldId,
+    pub user: String,
+    pub state: Moderation,
+}
+
+impl Handler<ApplyModeration> for PermissionActor {
+    type Result = ResponseActFuture<Self, Result<Option<UserRecord>, Error>>;
+
+    fn handle(&mut self, msg: ApplyModeration, _: &mut Context<Self>) -> Self::Result {
+        let request = self.store.send(store::SetModeration {
+            world: msg.world.clone(),
+            id: msg.user,
+            state: msg.state,
+        });
+        Box::pin(request.into_actor(self).map(move |res, act, _| {
+            let user = res??;
+            if let Some(user) = &user {
+                let key = (msg.world, user.id.clone());
+                if msg.state == Moderation::None {
+                    act.moderation.remove(&key);
+                } else {
+                    act.moderation.insert(key, msg.state);
+                }
+                log::info!(
+                    "moderation: world={} user={} state={}",
+                    user.world,
+                    user.id,
+                    msg.state.as_str()
+                );
+            }
+            Ok(user)
+        }))
+    }
+}
+
+/// Sent by the admin reload: replace worlds, roles and rooms; grants and moderation stay.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReplaceWorlds {
+    pub settings: Arc<Settings>,
+}
+
+impl Handler<ReplaceWorlds> for PermissionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReplaceWorlds, _: &mut Context<Self>) {
+        self.worlds = Self::index(&msg.settings);
+    }
+}

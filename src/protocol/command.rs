@@ -1,0 +1,150 @@
+//! Typed commands: checks namespace, then action, then the body's shape, in that order.
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Namespace};
+
+/// Longest accepted display name, in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 200;
+
+/// A request the authenticated session can act on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// `user.update`: replace the profile.
+    UserUpdate { profile: Map<String, Value> },
+    /// `user.fetch`: one user of this world.
+    UserFetch { id: String },
+}
+
+#[derive(Deserialize)]
+struct UserUpdateBody {
+    profile: Value,
+}
+
+#[derive(Deserialize)]
+struct IdBody {
+    id: Value,
+}
+
+/// Resolves `action` with `body` into a command, in the order the protocol requires:
+/// unknown namespace, unknown action, then the body.
+pub fn parse(action: &str, body: Option<Value>) -> Result<Command, Error> {
+    let namespace = action.split('.').next().unwrap_or(action);
+    let Some(ns) = Namespace::parse(namespace) else {
+        return Err(Error::UnknownCommand);
+    };
+    let unsupported = || Error::UnsupportedCommand(ns);
+    match action {
+        "user.update" => {
+            let b: UserUpdateBody = body_as(body)?;
+            Ok(Command::UserUpdate {
+                profile: validate_profile(b.profile)?,
+            })
+        }
+        "user.fetch" => {
+            let b: IdBody = body_as(body)?;
+            match b.id {
+                Value::String(id) => Ok(Command::UserFetch { id }),
+                _ => Err(Error::invalid("id must be a string")),
+            }
+        }
+        _ => Err(unsupported()),
+    }
+}
+
+/// Deserialises the body object into `T`; a missing or ill-typed body is `invalid_message`.
+fn body_as<T: DeserializeOwned>(body: Option<Value>) -> Result<T, Error> {
+    match body {
+        Some(body @ Value::Object(_)) => {
+            serde_json::from_value(body).map_err(|e| Error::invalid(format!("invalid body: {e}")))
+        }
+        Some(_) => Err(Error::invalid("body must be an object")),
+        None => Err(Error::invalid("missing body")),
+    }
+}
+
+/// A profile is an object; `display_name`, if present, a string of at most 200 characters;
+/// `avatar`, if present and not null, an object whose `url` (if any) is an http(s) URL.
+pub fn validate_profile(profile: Value) -> Result<Map<String, Value>, Error> {
+    let Value::Object(profile) = profile else {
+        return Err(Error::invalid("profile must be an object"));
+    };
+    match profile.get("display_name") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(name)) if name.chars().count() <= MAX_DISPLAY_NAME_CHARS => {}
+        Some(Value::String(_)) => {
+            return Err(Error::invalid("display_name is longer than 200 characters"));
+        }
+        Some(_) => return Err(Error::invalid("display_name must be a string")),
+    }
+    match profile.get("avatar") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(avatar)) => match avatar.get("url") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(url)) if url.is_empty() || is_http_url(url) => {}
+            Some(_) => return Err(Error::invalid("avatar.url must be an http(s) URL")),
+        },
+        Some(_) => return Err(Error::invalid("avatar must be an object")),
+    }
+    Ok(profile)
+}
+
+fn is_http_url(s: &str) -> bool {
+    url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_namespace_is_unknown_command() {
+        assert_eq!(
+            parse("exhibition.list", Some(json!({}))),
+            Err(Error::UnknownCommand)
+        );
+        assert_eq!(parse("authenticate", Some(json!({}))), Err(Error::UnknownCommand));
+    }
+
+    #[test]
+    fn unknown_action_is_checked_before_the_body() {
+        assert_eq!(
+            parse("bbb.nope", Some(json!("not an object"))),
+            Err(Error::UnsupportedCommand(Namespace::Bbb))
+        );
+        assert_eq!(
+            parse("world", None),
+            Err(Error::UnsupportedCommand(Namespace::World))
+        );
+    }
+
+    #[test]
+    fn profile_must_be_an_object_with_a_short_string_name() {
+        assert!(parse("user.update", Some(json!({"profile": []}))).is_err());
+        assert!(parse("user.update", Some(json!({"profile": {"display_name": 5}}))).is_err());
+        let long = "x".repeat(201);
+        assert!(parse("user.update", Some(json!({"profile": {"display_name": long}}))).is_err());
+        let ok = "ü".repeat(200);
+        assert!(parse("user.update", Some(json!({"profile": {"display_name": ok}}))).is_ok());
+    }
+
+    #[test]
+    fn avatar_url_must_be_http() {
+        let js = json!({"profile": {"avatar": {"url": "javascript:alert(1)"}}});
+        assert!(parse("user.update", Some(js)).is_err());
+        let ok = json!({"profile": {"avatar": {"url": "https://example.org/a.png"}}});
+        assert!(parse("user.update", Some(ok)).is_ok());
+    }
+
+    #[test]
+    fn missing_body_is_invalid() {
+        assert_eq!(
+            parse("user.fetch", None).unwrap_err().code(),
+            "protocol.invalid_message"
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! The JSON shapes of users, worlds and rooms as venueless clients expect them.
+//! Only what a client may see goes in: no secrets, roles, trait grants or BBB settings.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+
+use crate::config::{RoomSettings, WorldSettings, BBB_MODULE};
+use crate::store::UserRecord;
+
+/// USER: `{"id", "profile", "pretalx_id", "deleted", "badges", "inactive", "client_state"}`.
+pub fn user(user: &UserRecord) -> Value {
+    json!({
+        "id": user.id,
+        "profile": user.profile,
+        "pretalx_id": null,
+        "deleted": false,
+        "badges": [],
+        "inactive": false,
+        "client_state": {},
+    })
+}
+
+/// ROOM with the user's permissions in it. BBB module configs are shown as `{}`.
+pub fn room(room: &RoomSettings, permissions: &BTreeSet<String>) -> Value {
+    let modules: Vec<Value> = room
+        .modules
+        .iter()
+        .map(|m| {
+            let config = if m.kind == BBB_MODULE {
+                json!({})
+            } else {
+                serde_json::to_value(&m.config).unwrap_or_else(|_| json!({}))
+            };
+            json!({ "type": m.kind, "config": config })
+        })
+        .collect();
+    json!({
+        "id": room.id,
+        "name": room.name,
+        "description": room.description,
+        "picture": null,
+        "import_id": null,
+        "pretalx_id": 0,
+        "permissions": permissions,
+        "force_join": false,
+        "modules": modules,
+        "schedule_data": null,
+    })
+}
+
+/// WORLD: the world's public face, the user's world permissions, and the rooms they may view.
+pub fn world_config(world: &WorldSettings, permissions: &BTreeSet<String>, rooms: Vec<Value>) -> Value {
+    json!({
+        "world": {
+            "id": world.id,
+            "title": world.title,
+            "pretalx": {},
+            "profile_fields": [],
+            "social_logins": [],
+            "iframe_blockers": {"default": {"enabled": false, "policy_url": null}},
+            "onsite_traits": [],
+        },
+        "permissions": permissions,
+        "rooms": rooms,
+    })
+}
+
+/// The `authenticated` frame's body: exactly seven keys.
+pub fn authenticated(user_config: Value, world_config: Value, channels: Vec<Value>) -> Value {
+    json!({
+        "user.config": user_config,
+        "world.config": world_config,
+        "chat.channels": channels,
+        "chat.read_pointers": {},
+        "chat.notification_counts": {},
+        "exhibition": {"exhibitors": [], "contact_requests": []},
+        "announcements": [],
+    })
+}

@@ -1,0 +1,499 @@
+//! The WebSocket session actor, one per connection (the only module that imports
+//! actix-web-actors). It turns frames into typed commands, forwards them to the actors that own
+//! the data, and turns their answers into frames. Requests run concurrently, so replies may
+//! complete out of order; each carries its request's id.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use serde_json::{json, Value};
+
+use crate::app::Services;
+use crate::auth;
+use crate::error::Error;
+use crate::ids::WorldId;
+use crate::permissions::rules::{Moderation, WORLD_CONNECTIONS_UNLIMITED, WORLD_VIEW};
+use crate::permissions::{GetWorldRights, GetWorldView, Principal};
+use crate::protocol::command::{self, Command};
+use crate::protocol::frame::{self, Frame};
+use crate::protocol::wire;
+use crate::registry::{ConnId, Push, PushToUsers, Register, Unregister};
+use crate::store::{self, UserRecord};
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// `GET /ws/world/{world_id}/`: upgrade to a session. An unknown world still gets a socket,
+/// which is told `world.unknown_world` and closed.
+pub async fn ws_route(
+    req: HttpRequest,
+    stream: web::Payload,
+    path: web::Path<String>,
+    services: web::Data<Services>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let settings = services.config.current();
+    let world = WorldId(path.into_inner());
+    let known = settings.world(world.as_str()).is_some();
+    let max_frame_bytes = settings.server.max_frame_bytes;
+    let session = Session {
+        conn: NEXT_CONN.fetch_add(1, Ordering::Relaxed),
+        world,
+        known_world: known,
+        services: services.get_ref().clone(),
+        user: None,
+        limiter: RateLimiter::new(settings.server.requests_per_second),
+        last_seen: Instant::now(),
+        fragments: None,
+        max_frame_bytes,
+        heartbeat: Duration::from_millis(settings.server.heartbeat_interval_ms),
+        client_timeout: Duration::from_millis(settings.server.client_timeout_ms),
+    };
+    ws::WsResponseBuilder::new(session, &req, stream)
+        .frame_size(max_frame_bytes)
+        .start()
+}
+
+/// The logged-in user of a session.
+struct SessionUser {
+    record: UserRecord,
+}
+
+pub struct Session {
+    conn: ConnId,
+    world: WorldId,
+    known_world: bool,
+    services: Services,
+    user: Option<SessionUser>,
+    limiter: RateLimiter,
+    last_seen: Instant,
+    /// A fragmented text message being assembled.
+    fragments: Option<Vec<u8>>,
+    max_frame_bytes: usize,
+    heartbeat: Duration,
+    client_timeout: Duration,
+}
+
+type Ctx = ws::WebsocketContext<Session>;
+
+impl Actor for Session {
+    type Context = Ctx;
+
+    fn started(&mut self, ctx: &mut Ctx) {
+        self.services.metrics.socket_opened();
+        if !self.known_world {
+            log::info!("session: conn={} unknown world={}", self.conn, self.world);
+            ctx.text(frame::error(None, &Error::UnknownWorld));
+            self.close(ctx, CloseCode::Policy);
+            return;
+        }
+        ctx.run_interval(self.heartbeat, |act, ctx| {
+            if act.last_seen.elapsed() > act.client_timeout {
+                log::info!("session: conn={} heartbeat timed out", act.conn);
+                ctx.stop();
+            } else {
+                ctx.ping(b"");
+            }
+        });
+    }
+
+    fn stopping(&mut self, _: &mut Ctx) -> Running {
+        self.services.metrics.socket_closed(self.user.is_some());
+        if let Some(user) = &self.user {
+            self.services.registry.do_send(Unregister {
+                user: user.record.id.clone(),
+                conn: self.conn,
+            });
+        }
+        Running::Stop
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session {
+    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Ctx) {
+        self.last_seen = Instant::now();
+        match msg {
+            Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
+            Ok(ws::Message::Binary(_)) => {
+                if self.admit(None, ctx) {
+                    self.send_error(ctx, None, &Error::invalid("binary frames are not supported"));
+                }
+            }
+            Ok(ws::Message::Continuation(item)) => self.on_fragment(item, ctx),
+            Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
+            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Close(reason)) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            Err(ws::ProtocolError::Overflow) => {
+                log::info!(
+                    "session: conn={} frame over {} bytes",
+                    self.conn,
+                    self.max_frame_bytes
+                );
+                self.send_error(ctx, None, &Error::invalid("frame too large"));
+                self.close(ctx, CloseCode::Size);
+            }
+            Err(e) => {
+                log::info!("session: conn={} protocol error: {e}", self.conn);
+                self.close(ctx, CloseCode::Protocol);
+            }
+        }
+    }
+}
+
+impl Handler<Push> for Session {
+    type Result = ();
+
+    fn handle(&mut self, push: Push, ctx: &mut Ctx) {
+        match push {
+            Push::Frame(text) => ctx.text(&*text),
+            Push::ProfileChanged { profile, frame } => {
+                if let Some(user) = &mut self.user {
+                    user.record.profile = profile;
+                }
+                ctx.text(&*frame);
+            }
+            Push::Replaced => {
+                ctx.text(frame::error(None, &Error::ConnectionReplaced));
+                self.user = None;
+                self.close(ctx, CloseCode::Policy);
+            }
+            Push::Reload => {
+                ctx.text(frame::event("connection.reload", json!({})));
+                self.close(ctx, CloseCode::Policy);
+            }
+        }
+    }
+}
+
+impl Session {
+    fn close(&mut self, ctx: &mut Ctx, code: CloseCode) {
+        ctx.close(Some(CloseReason {
+            code,
+            description: None,
+        }));
+        ctx.stop();
+    }
+
+    fn send_error(&self, ctx: &mut Ctx, id: Option<&Value>, error: &Error) {
+        ctx.text(frame::error(id, error));
+    }
+
+    /// Counts a frame against the rate limit; a refused frame is answered here.
+    fn admit(&mut self, id: Option<&Value>, ctx: &mut Ctx) -> bool {
+        if self.limiter.allow(Instant::now()) {
+            return true;
+        }
+        self.services.metrics.request("", Error::RateLimited.code());
+        self.send_error(ctx, id, &Error::RateLimited);
+        false
+    }
+
+    fn on_fragment(&mut self, item: actix_http::ws::Item, ctx: &mut Ctx) {
+        let (bytes, last) = match item {
+            actix_http::ws::Item::FirstText(b) => {
+                self.fragments = Some(Vec::new());
+                (b, false)
+            }
+            actix_http::ws::Item::FirstBinary(_) => {
+                self.fragments = None;
+                if self.admit(None, ctx) {
+                    self.send_error(ctx, None, &Error::invalid("binary frames are not supported"));
+                }
+                return;
+            }
+            actix_http::ws::Item::Continue(b) => (b, false),
+            actix_http::ws::Item::Last(b) => (b, true),
+        };
+        let Some(buffer) = self.fragments.as_mut() else {
+            return; // continuation of a refused binary message
+        };
+        buffer.extend_from_slice(&bytes);
+        if buffer.len() > self.max_frame_bytes {
+            self.fragments = None;
+            self.send_error(ctx, None, &Error::invalid("frame too large"));
+            self.close(ctx, CloseCode::Size);
+            return;
+        }
+        if last {
+            let buffer = self.fragments.take().unwrap_or_default();
+            match String::from_utf8(buffer) {
+                Ok(text) => self.on_text(&text, ctx),
+                Err(_) => self.send_error(ctx, None, &Error::invalid("frame is not valid UTF-8")),
+            }
+        }
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Ctx) {
+        let parsed = frame::parse(text);
+        let id = match &parsed {
+            Ok(Frame::Request { id, .. }) => Some(id),
+            Ok(Frame::Authenticate { id, .. }) => id.as_ref(),
+            Ok(Frame::Ping(x)) => Some(x),
+            Err(e) => e.id.as_ref(),
+        };
+        if !self.admit(id, ctx) {
+            return;
+        }
+        match parsed {
+            Err(e) => {
+                self.services.metrics.request("", e.error.code());
+                self.send_error(ctx, e.id.as_ref(), &e.error);
+            }
+            Ok(Frame::Ping(x)) => ctx.text(frame::event("pong", x)),
+            Ok(Frame::Authenticate { id, body }) => {
+                if self.user.is_some() {
+                    self.services
+                        .metrics
+                        .request("authenticate", Error::UnknownCommand.code());
+                    self.send_error(ctx, id.as_ref(), &Error::UnknownCommand);
+                } else {
+                    self.authenticate(body, ctx);
+                }
+            }
+            Ok(Frame::Request { action, id, body }) => {
+                if self.user.is_none() {
+                    self.services
+                        .metrics
+                        .request(&action, Error::Unauthenticated.code());
+                    self.send_error(ctx, Some(&id), &Error::Unauthenticated);
+                    return;
+                }
+                match command::parse(&action, body) {
+                    Ok(cmd) => self.dispatch(cmd, action, id, ctx),
+                    Err(e) => {
+                        self.services.metrics.request(&action, e.code());
+                        self.send_error(ctx, Some(&id), &e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Logs the user in. Runs with `ctx.wait`: frames that arrive meanwhile are handled after
+    /// the login settles, so a client may pipeline requests behind `authenticate`.
+    fn authenticate(&mut self, body: Value, ctx: &mut Ctx) {
+        let services = self.services.clone();
+        let world = self.world.clone();
+        let started = Instant::now();
+        let login = async move {
+            let settings = services.config.current();
+            let world_settings = settings.world(world.as_str()).ok_or(Error::UnknownWorld)?;
+            let creds = auth::credentials(&body, &world_settings.jwt_secrets)?;
+            let token_uid = match &creds.key {
+                store::LoginKey::Token(uid) => Some(uid.clone()),
+                store::LoginKey::Client(_) => None,
+            };
+            let newcomer = Principal {
+                id: None,
+                token_uid,
+                traits: creds.traits.iter().flatten().cloned().collect(),
+            };
+            let may_create = services
+                .perms
+                .send(GetWorldRights {
+                    world: world.clone(),
+                    principal: newcomer,
+                })
+                .await??
+                .has(WORLD_VIEW);
+            let not_allowed = if creds.is_token() {
+                Error::AuthDenied
+            } else {
+                Error::MissingToken
+            };
+            let record = services
+                .store
+                .send(store::LoginUser {
+                    world: world.clone(),
+                    key: creds.key.clone(),
+                    traits: creds.traits.clone(),
+                    profile: creds.profile.clone(),
+                    may_create,
+                })
+                .await??
+                .ok_or(not_allowed.clone())?;
+            let view = services
+                .perms
+                .send(GetWorldView {
+                    world: world.clone(),
+                    principal: Principal::of(&record),
+                })
+                .await??;
+            if view.rights.moderation == Moderation::Banned {
+                return Err(Error::AuthDenied);
+            }
+            if !view.rights.has(WORLD_VIEW) {
+                return Err(not_allowed);
+            }
+            Ok((record, view))
+        };
+        ctx.wait(login.into_actor(self).map(move |result, act, ctx| match result {
+            Ok((record, view)) => {
+                act.services.metrics.login(started.elapsed(), "success");
+                let limit =
+                    (!view.rights.has(WORLD_CONNECTIONS_UNLIMITED)).then_some(view.world.connection_limit);
+                act.services.registry.do_send(Register {
+                    user: record.id.clone(),
+                    conn: act.conn,
+                    addr: ctx.address().recipient(),
+                    limit,
+                });
+                log::debug!(
+                    "session: conn={} world={} user={} authenticated",
+                    act.conn,
+                    act.world,
+                    record.id
+                );
+                let body = wire::authenticated(wire::user(&record), view.config, Vec::new());
+                ctx.text(frame::event("authenticated", body));
+                act.user = Some(SessionUser { record });
+            }
+            Err(e) => {
+                act.services.metrics.login(started.elapsed(), e.code());
+                act.send_error(ctx, None, &e);
+            }
+        }));
+    }
+
+    /// Runs a request future concurrently and answers with its result under `id`.
+    fn respond<F>(&mut self, action: String, id: Value, fut: F, ctx: &mut Ctx)
+    where
+        F: Future<Output = Result<Value, Error>> + 'static,
+    {
+        let metrics = self.services.metrics.clone();
+        fut.into_actor(self)
+            .map(move |result, _act, ctx| match result {
+                Ok(data) => {
+                    metrics.request(&action, "success");
+                    ctx.text(frame::success(&id, data));
+                }
+                Err(e) => {
+                    metrics.request(&action, e.code());
+                    ctx.text(frame::error(Some(&id), &e));
+                }
+            })
+            .spawn(ctx);
+    }
+
+    fn dispatch(&mut self, cmd: Command, action: String, id: Value, ctx: &mut Ctx) {
+        let Some(user) = &self.user else {
+            return;
+        };
+        let services = self.services.clone();
+        let world = self.world.clone();
+        let conn = self.conn;
+        match cmd {
+            Command::UserUpdate { profile } => {
+                let user_id = user.record.id.clone();
+                let profile = Value::Object(profile);
+                let fut = async move {
+                    let record = services
+                        .store
+                        .send(store::UpdateProfile {
+                            world,
+                            id: user_id,
+                            profile,
+                        })
+                        .await??
+                        .ok_or(Error::UserNotFound)?;
+                    let frame: Arc<str> = frame::event("user.updated", wire::user(&record)).into();
+                    services.registry.do_send(PushToUsers {
+                        users: vec![record.id.clone()],
+                        push: Push::ProfileChanged {
+                            profile: record.profile.clone(),
+                            frame,
+                        },
+                        except: Some(conn),
+                    });
+                    Ok(record.profile)
+                };
+                fut.into_actor(self)
+                    .map(move |result: Result<Value, Error>, act, ctx| {
+                        let reply = result.map(|profile| {
+                            if let Some(user) = &mut act.user {
+                                user.record.profile = profile;
+                            }
+                            json!({})
+                        });
+                        act.respond(action, id, async move { reply }, ctx);
+                    })
+                    .spawn(ctx);
+            }
+            Command::UserFetch { id: wanted } => {
+                let fut = async move {
+                    let record = services
+                        .store
+                        .send(store::GetUser { world, id: wanted })
+                        .await??
+                        .ok_or(Error::UserNotFound)?;
+                    Ok(wire::user(&record))
+                };
+                self.respond(action, id, fut, ctx);
+            }
+        }
+    }
+}
+
+/// Token bucket: `rate` frames per second, bursts up to twice that. Rate 0 = unlimited.
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimiter {
+    pub fn new(per_second: u32) -> Self {
+        let rate = f64::from(per_second);
+        Self {
+            rate,
+            burst: rate * 2.0,
+            tokens: rate * 2.0,
+            last: Instant::now(),
+        }
+    }
+
+    pub fn allow(&mut self, now: Instant) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_allows_a_burst_of_twice_the_rate_then_refills() {
+        let mut l = RateLimiter::new(5);
+        let t0 = Instant::now();
+        l.last = t0;
+        assert_eq!((0..12).filter(|_| l.allow(t0)).count(), 10);
+        assert!(l.allow(t0 + Duration::from_millis(200)));
+        assert!(!l.allow(t0 + Duration::from_millis(200)));
+    }
+
+    #[test]
+    fn zero_rate_is_unlimited() {
+        let mut l = RateLimiter::new(0);
+        assert!((0..10_000).all(|_| l.allow(Instant::now())));
+    }
+}

@@ -1,0 +1,343 @@
+//! `spawn_app()` and a small WebSocket client for the integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use awc::ws;
+use bbb_gateway::app::{Application, Services};
+use bbb_gateway::config::{self, Settings};
+use futures_util::{SinkExt, StreamExt};
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+pub const JWT_SECRET: &str = "test-jwt-secret-7f3a";
+pub const ADMIN_TOKEN: &str = "test-admin-token-91b2";
+pub const SIM_SECRET: &str = "test-simulator-secret-55c1";
+
+/// Settings for tests: world "sample" (JWT + client ids), world "closed" (token traits needed).
+pub fn base_settings_toml(db: &str) -> String {
+    format!(
+        r#"
+[server]
+bind = "127.0.0.1:0"
+database = "{db}"
+admin_token = "{ADMIN_TOKEN}"
+max_frame_bytes = 4096
+requests_per_second = 50
+heartbeat_interval_ms = 200
+client_timeout_ms = 2000
+
+[bbb]
+request_timeout_ms = 1000
+poll_interval_ms = 60000
+
+[simulator]
+enabled = true
+secret = "{SIM_SECRET}"
+
+[[worlds]]
+id = "sample"
+title = "Sample World"
+timezone = "Europe/Berlin"
+trait_grants = {{ attendee = [], moderator = ["moderator"], admin = ["admin"] }}
+
+[[worlds.jwt_secrets]]
+issuer = "any"
+audience = "venueless"
+secret = "{JWT_SECRET}"
+
+[[worlds.rooms]]
+id = "stage"
+name = "Main stage"
+trait_grants = {{ viewer = [], participant = [], speaker = ["speaker"] }}
+modules = [ {{ type = "call.bigbluebutton", config = {{ record = true }} }} ]
+
+[[worlds.rooms]]
+id = "backstage"
+name = "Backstage"
+trait_grants = {{ viewer = [], speaker = ["speaker"] }}
+modules = [ {{ type = "call.bigbluebutton", config = {{}} }} ]
+
+[[worlds.rooms]]
+id = "lounge"
+name = "Lounge"
+trait_grants = {{ viewer = [] }}
+modules = [ {{ type = "chat.native", config = {{}} }} ]
+
+[[worlds.rooms]]
+id = "secret-room"
+name = "Hidden"
+trait_grants = {{ viewer = ["vip"] }}
+modules = [ {{ type = "call.bigbluebutton", config = {{}} }} ]
+
+[[worlds.role_grants]]
+uid = "granted-speaker"
+role = "speaker"
+room = "backstage"
+
+[[worlds]]
+id = "closed"
+title = "Closed World"
+connection_limit = 1
+trait_grants = {{ attendee = ["ticket"], participant = ["ticket", ["speaker", "crew"]], admin = ["admin"] }}
+
+[[worlds.jwt_secrets]]
+issuer = "any"
+audience = "venueless"
+secret = "{JWT_SECRET}"
+"#
+    )
+}
+
+pub struct TestApp {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub db: PathBuf,
+    pub settings_toml: String,
+    pub handle: ServerHandle,
+    pub services: Services,
+}
+
+/// Starts the app on port 0 with the base settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|s| s).await
+}
+
+/// Starts the app with the base settings text transformed by `edit`.
+pub async fn spawn_app_with(edit: impl FnOnce(String) -> String) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data/test.sqlite3");
+    let toml = edit(base_settings_toml(db.to_str().unwrap()));
+    start(dir, db, toml).await
+}
+
+async fn start(dir: tempfile::TempDir, db: PathBuf, toml: String) -> TestApp {
+    let path = dir.path().join("settings.toml");
+    std::fs::write(&path, &toml).unwrap();
+    let settings: Settings = config::load_with_env(&path, &[]).expect("test settings are valid");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let app = Application::build(settings, listener, Some(path))
+        .await
+        .expect("app starts");
+    let port = app.port();
+    let handle = app.handle();
+    let services = app.services().clone();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        port,
+        dir,
+        db,
+        settings_toml: toml,
+        handle,
+        services,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// Stops this instance and starts a new one on the same database and settings.
+    pub async fn restart(self) -> TestApp {
+        self.handle.stop(true).await;
+        start(self.dir, self.db, self.settings_toml).await
+    }
+
+    pub async fn ws(&self, world: &str) -> Ws {
+        Ws::connect(&self.url(&format!("/ws/world/{world}/"))).await
+    }
+
+    /// A socket authenticated with a client id, its `authenticated` body returned too.
+    pub async fn client(&self, world: &str, client_id: &str) -> (Ws, Value) {
+        let mut ws = self.ws(world).await;
+        let body = ws.authenticate(json!({"client_id": client_id})).await;
+        (ws, body)
+    }
+
+    /// A socket authenticated with a JWT for `uid` with `traits`.
+    pub async fn token_user(&self, world: &str, uid: &str, traits: &[&str]) -> (Ws, Value) {
+        let mut ws = self.ws(world).await;
+        let body = ws.authenticate(json!({"token": token(uid, traits)})).await;
+        (ws, body)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let mut res = awc::Client::new().get(self.url(path)).send().await.unwrap();
+        let body = res.body().limit(10 << 20).await.unwrap();
+        (res.status().as_u16(), String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// An HS256 token signed with the test worlds' secret.
+pub fn token(uid: &str, traits: &[&str]) -> String {
+    sign(json!({"iss": "any", "aud": "venueless", "uid": uid, "traits": traits, "exp": now() + 600}))
+}
+
+pub fn sign(claims: Value) -> String {
+    sign_with(claims, JWT_SECRET)
+}
+
+pub fn sign_with(claims: Value, secret: &str) -> String {
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+type Framed = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
+
+/// A WebSocket client speaking JSON frames.
+pub struct Ws {
+    framed: Framed,
+    next_id: u64,
+}
+
+/// What the server sent: a JSON text frame, or a close.
+#[derive(Debug)]
+pub enum Received {
+    Json(Value),
+    Close(Option<ws::CloseReason>),
+}
+
+impl Ws {
+    pub async fn connect(url: &str) -> Ws {
+        let (_res, framed) = awc::Client::new()
+            .ws(url)
+            .max_frame_size(16 << 20)
+            .connect()
+            .await
+            .expect("websocket connects");
+        Ws { framed, next_id: 1 }
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.framed
+            .send(ws::Message::Text(text.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_json(&mut self, value: Value) {
+        self.send_text(&value.to_string()).await;
+    }
+
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.framed
+            .send(ws::Message::Binary(bytes.to_vec().into()))
+            .await
+            .unwrap();
+    }
+
+    /// The next JSON frame or close, skipping pings; panics after 5 s.
+    pub async fn next(&mut self) -> Received {
+        self.next_within(Duration::from_secs(5))
+            .await
+            .expect("a frame within 5 s")
+    }
+
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Received> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let item = actix_web::rt::time::timeout(left, self.framed.next())
+                .await
+                .ok()?;
+            match item {
+                Some(Ok(ws::Frame::Text(bytes))) => {
+                    return Some(Received::Json(
+                        serde_json::from_slice(&bytes).expect("server sends JSON"),
+                    ));
+                }
+                Some(Ok(ws::Frame::Close(reason))) => return Some(Received::Close(reason)),
+                Some(Ok(ws::Frame::Ping(p))) => {
+                    let _ = self.framed.send(ws::Message::Pong(p)).await;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return Some(Received::Close(None)),
+            }
+        }
+    }
+
+    /// The next JSON frame; panics on close.
+    pub async fn recv(&mut self) -> Value {
+        match self.next().await {
+            Received::Json(v) => v,
+            Received::Close(r) => panic!("socket closed: {r:?}"),
+        }
+    }
+
+    /// Waits for a frame whose first element is `name` (skipping others).
+    pub async fn recv_event(&mut self, name: &str) -> Value {
+        for _ in 0..50 {
+            let v = self.recv().await;
+            if v[0] == name {
+                return v;
+            }
+        }
+        panic!("no {name} event");
+    }
+
+    /// Asserts that nothing arrives for `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Some(r) = self.next_within(wait).await {
+            panic!("expected silence, got {r:?}");
+        }
+    }
+
+    /// Sends `authenticate` and returns the `authenticated` body; panics on error.
+    pub async fn authenticate(&mut self, body: Value) -> Value {
+        self.send_json(json!(["authenticate", body])).await;
+        let reply = self.recv().await;
+        assert_eq!(reply[0], "authenticated", "authentication failed: {reply}");
+        reply[1].clone()
+    }
+
+    /// Sends `authenticate` and returns whatever came back.
+    pub async fn try_authenticate(&mut self, body: Value) -> Value {
+        self.send_json(json!(["authenticate", body])).await;
+        self.recv().await
+    }
+
+    /// Sends `[action, id, body]` and waits for the reply carrying that id.
+    pub async fn request(&mut self, action: &str, body: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send_json(json!([action, id, body])).await;
+        self.reply_to(json!(id)).await
+    }
+
+    /// Waits for the success/error frame with `id`, skipping pushes.
+    pub async fn reply_to(&mut self, id: Value) -> Value {
+        for _ in 0..100 {
+            let v = self.recv().await;
+            if (v[0] == "success" || v[0] == "error") && v[1] == id {
+                return v;
+            }
+        }
+        panic!("no reply to {id}");
+    }
+
+    pub async fn set_name(&mut self, name: &str) {
+        let r = self
+            .request("user.update", json!({"profile": {"display_name": name}}))
+            .await;
+        assert_eq!(r[0], "success", "{r}");
+    }
+}
+
+/// The error code of an error frame (id or not).
+pub fn code(frame: &Value) -> String {
+    assert_eq!(frame[0], "error", "not an error: {frame}");
+    let body = frame.as_array().unwrap().last().unwrap();
+    body["code"].as_str().unwrap().to_string()
+}

@@ -1,0 +1,7 @@
+//! The one integration-test binary: the real app on port 0, real WebSocket clients.
+
+mod auth;
+mod helpers;
+mod protocol;
+mod startup;
+mod users;
