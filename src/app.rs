@@ -8,11 +8,15 @@ use actix::prelude::*;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 
-use crate::config::{ConfigHandle, Settings};
+use crate::balancer::{BalancerSettings, BbbBalancer};
+use crate::bbb::client::{tls_config, BbbClient};
+use crate::config::{ConfigHandle, ServerConfig, Settings};
 use crate::http;
+use crate::ids::ServerId;
 use crate::metrics::Metrics;
 use crate::permissions::PermissionActor;
 use crate::registry::SessionRegistry;
+use crate::simulator::SimulatorState;
 use crate::store::{self, StoreActor};
 
 /// Addresses of the long-lived actors and shared handles; every session gets a clone.
@@ -22,6 +26,7 @@ pub struct Services {
     pub store: Addr<StoreActor>,
     pub perms: Addr<PermissionActor>,
     pub registry: Addr<SessionRegistry>,
+    pub balancer: Addr<BbbBalancer>,
     pub metrics: Metrics,
 }
 
@@ -48,14 +53,15 @@ impl Application {
     /// Opens the store, starts the actors and binds the HTTP server to `listener`.
     /// `config_path` is the file `/admin/reload` re-reads.
     pub async fn build(
-        settings: Settings,
+        mut settings: Settings,
         listener: TcpListener,
         config_path: Option<PathBuf>,
     ) -> Result<Application, StartError> {
-        let port = listener
+        let local = listener
             .local_addr()
-            .map_err(|e| StartError(format!("listener: {e}")))?
-            .port();
+            .map_err(|e| StartError(format!("listener: {e}")))?;
+        let port = local.port();
+        complete_for_listener(&mut settings, local);
         let db_path = settings.server.database.clone();
         let conn = web::block(move || store::open(&db_path))
             .await
@@ -80,20 +86,64 @@ impl Application {
         let perms = PermissionActor::new(&settings, store.clone(), moderation, grants).start();
         let registry = SessionRegistry::default().start();
         let metrics = Metrics::new();
+        let records = store
+            .send(store::LoadMeetings {})
+            .await
+            .map_err(|e| StartError(format!("store: {e}")))?
+            .map_err(|e| StartError(e.to_string()))?;
+        let overrides = store
+            .send(store::LoadServerOverrides {})
+            .await
+            .map_err(|e| StartError(format!("store: {e}")))?
+            .map_err(|e| StartError(e.to_string()))?;
+        let tls =
+            tls_config(&settings.bbb.tls_ca_file).map_err(|e| StartError(format!("bbb.tls_ca_file: {e}")))?;
+        let client = BbbClient::new(
+            std::time::Duration::from_millis(settings.bbb.request_timeout_ms),
+            tls,
+            metrics.clone(),
+        );
+        let balancer = BbbBalancer::new(
+            BalancerSettings::from_settings(&settings.bbb, settings.public_url()),
+            &settings.bbb.servers,
+            client,
+            store.clone(),
+            metrics.clone(),
+            records,
+            overrides,
+        )
+        .start();
+        let simulator = settings.simulator.enabled.then(|| {
+            web::Data::new(SimulatorState::new(
+                settings.simulator.secret.expose().to_string(),
+                settings.public_url(),
+            ))
+        });
         let config = ConfigHandle::new(settings, config_path);
         let services = Services {
             config,
             store,
             perms,
             registry,
+            balancer,
             metrics,
         };
         let data = web::Data::new(services.clone());
-        let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(http::routes))
-            .listen(listener)
-            .map_err(|e| StartError(format!("cannot listen: {e}")))?
-            .shutdown_timeout(5)
-            .run();
+        let server = HttpServer::new(move || {
+            let simulator = simulator.clone();
+            App::new()
+                .app_data(data.clone())
+                .configure(http::routes)
+                .configure(move |cfg| {
+                    if let Some(state) = simulator {
+                        crate::simulator::configure(cfg, state);
+                    }
+                })
+        })
+        .listen(listener)
+        .map_err(|e| StartError(format!("cannot listen: {e}")))?
+        .shutdown_timeout(5)
+        .run();
         Ok(Application {
             server,
             port,
@@ -116,5 +166,31 @@ impl Application {
     /// Serves until the server is stopped (signal or handle).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// Fills in what depends on the bound address: a `public_url` left empty becomes
+/// `http://{address}`, and with the simulator enabled and no servers configured the simulator
+/// becomes the one BBB server ("simulator").
+pub fn complete_for_listener(settings: &mut Settings, local: std::net::SocketAddr) {
+    let reachable = if local.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], local.port()))
+    } else {
+        local
+    };
+    if settings.server.public_url.is_empty() {
+        settings.server.public_url = format!("http://{reachable}");
+    }
+    if settings.simulator.enabled && settings.bbb.servers.is_empty() {
+        settings.bbb.servers.push(ServerConfig {
+            id: ServerId::new("simulator"),
+            url: format!("http://{reachable}/simulator/bigbluebutton/"),
+            secret: settings.simulator.secret.clone(),
+            active: true,
+            rooms_only: false,
+            world_exclusive: None,
+            checksum: crate::bbb::checksum::ChecksumAlgorithm::Sha256,
+            load_multiplier: 1.0,
+        });
     }
 }

@@ -99,6 +99,10 @@ pub struct BbbSettings {
     pub unhealthy_after: u32,
     pub healthy_after: u32,
     pub tls_ca_file: String,
+    /// After BBB confirmed a meeting (a successful create, or a poll showing it running with
+    /// participants), joins within this many ms skip `create`. 0 = every join checks with
+    /// `create` (concurrent joins still share one). An addition to the spec's keys.
+    pub create_reuse_ms: u64,
     pub servers: Vec<ServerConfig>,
 }
 
@@ -110,6 +114,7 @@ impl Default for BbbSettings {
             unhealthy_after: 2,
             healthy_after: 2,
             tls_ca_file: String::new(),
+            create_reuse_ms: 0,
             servers: Vec::new(),
         }
     }
@@ -543,8 +548,8 @@ fn validate(s: &mut Settings) -> Result<(), Invalid> {
     if s.bbb.healthy_after == 0 {
         return Err(invalid("bbb.healthy_after", "must be at least 1"));
     }
-    if !s.bbb.tls_ca_file.is_empty() && !Path::new(&s.bbb.tls_ca_file).is_file() {
-        return Err(invalid("bbb.tls_ca_file", "file does not exist"));
+    if !s.bbb.tls_ca_file.is_empty() {
+        crate::bbb::client::read_pem_certs(&s.bbb.tls_ca_file).map_err(|e| invalid("bbb.tls_ca_file", e))?;
     }
     if s.simulator.enabled && s.simulator.secret.is_empty() {
         return Err(invalid("simulator.secret", "must not be empty"));

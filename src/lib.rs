@@ -14,12 +14,17 @@
 //! - [`config`]: typed settings, env overrides, validation.
 //! - [`error`], [`protocol::codes`]: the one error enum and its wire codes.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`balancer`]: `BbbBalancer` owns the server pool and meeting records; places, creates,
+//!   signs join URLs, polls load and health, gathers recordings (pure placement in
+//!   `balancer::strategy`, create/join parameters in `balancer::params`).
 //! - [`bbb`]: BBB API checksums, query signing, XML parsing (pure).
+//! - [`simulator`]: the built-in BBB API simulator (dev and tests).
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 pub mod app;
 pub mod auth;
+pub mod balancer;
 pub mod bbb;
 pub mod config;
 pub mod error;
@@ -30,4 +35,5 @@ pub mod permissions;
 pub mod protocol;
 pub mod registry;
 pub mod session;
+pub mod simulator;
 pub mod store;

@@ -2,14 +2,20 @@
 
 use actix_web::{web, HttpResponse};
 
+use serde_json::json;
+
 use crate::app::Services;
+use crate::balancer::ListServers;
 use crate::session;
+use crate::store;
 
 /// Mounts every route on an actix-web app.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws/world/{world_id}/", web::get().to(session::ws_route))
         .route("/ws/world/{world_id}", web::get().to(session::ws_route))
         .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/_bbb.css", web::get().to(bbb_css))
         .route("/metrics", web::get().to(metrics))
         .route("/", web::get().to(index));
 }
@@ -18,6 +24,38 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"ok": true}))
 }
+
+/// 200 when the store answers and at least one BBB server is active and healthy, else 503.
+async fn readyz(services: web::Data<Services>) -> HttpResponse {
+    let store_ok = matches!(services.store.send(store::Ping {}).await, Ok(Ok(())));
+    if !store_ok {
+        return not_ready("store unavailable");
+    }
+    match services.balancer.send(ListServers).await {
+        Ok(servers) if servers.iter().any(|s| s.active && s.healthy) => {
+            HttpResponse::Ok().json(json!({"ready": true}))
+        }
+        Ok(_) => not_ready("no healthy BBB server"),
+        Err(_) => not_ready("balancer unavailable"),
+    }
+}
+
+fn not_ready(reason: &str) -> HttpResponse {
+    HttpResponse::ServiceUnavailable().json(json!({"ready": false, "reason": reason}))
+}
+
+/// Styles for the BBB HTML5 client (`userdata-bbb_custom_style_url`).
+async fn bbb_css() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(BBB_CSS)
+}
+
+const BBB_CSS: &str = "/* bbb-gateway: blend the BBB client into the event page */
+:root { --color-primary: #3b1c4a; }
+body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; }
+";
 
 async fn metrics(services: web::Data<Services>) -> HttpResponse {
     HttpResponse::Ok()

@@ -16,11 +16,20 @@ pub enum Command {
     UserUpdate { profile: Map<String, Value> },
     /// `user.fetch`: one user of this world.
     UserFetch { id: String },
+    /// `bbb.room_url`: a join URL for a room's meeting.
+    RoomUrl { room: String },
+    /// `bbb.recordings`: a room's recordings.
+    Recordings { room: String },
 }
 
 #[derive(Deserialize)]
 struct UserUpdateBody {
     profile: Value,
+}
+
+#[derive(Deserialize)]
+struct RoomBody {
+    room: String,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +59,12 @@ pub fn parse(action: &str, body: Option<Value>) -> Result<Command, Error> {
                 _ => Err(Error::invalid("id must be a string")),
             }
         }
+        "bbb.room_url" => Ok(Command::RoomUrl {
+            room: body_as::<RoomBody>(body)?.room,
+        }),
+        "bbb.recordings" => Ok(Command::Recordings {
+            room: body_as::<RoomBody>(body)?.room,
+        }),
         _ => Err(unsupported()),
     }
 }

@@ -5,6 +5,9 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
+use chrono::TimeZone;
+
+use crate::bbb::xml::Recording;
 use crate::config::{RoomSettings, WorldSettings, BBB_MODULE};
 use crate::store::UserRecord;
 
@@ -76,5 +79,32 @@ pub fn authenticated(user_config: Value, world_config: Value, channels: Vec<Valu
         "chat.notification_counts": {},
         "exhibition": {"exhibitors": [], "contact_requests": []},
         "announcements": [],
+    })
+}
+
+/// REC: one recording with start and end in the world's time zone (ISO-8601 with offset) and
+/// the URL of each playback format the client knows.
+pub fn recording(rec: &Recording, tz: chrono_tz::Tz) -> Value {
+    let time = |ms: i64| {
+        tz.timestamp_millis_opt(ms)
+            .single()
+            .map(|t| t.to_rfc3339())
+            .map_or(Value::Null, Value::String)
+    };
+    let url = |kind: &str| {
+        rec.formats
+            .iter()
+            .find(|f| f.kind == kind)
+            .map_or(Value::Null, |f| Value::String(f.url.clone()))
+    };
+    json!({
+        "start": time(rec.start_time_ms),
+        "end": time(rec.end_time_ms),
+        "participants": rec.participants,
+        "state": rec.state,
+        "url": url("presentation"),
+        "url_video": url("video"),
+        "url_screenshare": url("screenshare"),
+        "url_notes": url("notes"),
     })
 }

@@ -1,6 +1,7 @@
 //! The SQLite store: a `SyncArbiter` actor on its own thread, so blocking database work never
 //! runs on an event loop. Every other actor reaches the database only through its messages.
 
+pub mod meetings;
 pub mod schema;
 pub mod users;
 
@@ -11,8 +12,9 @@ use actix::prelude::*;
 use rusqlite::Connection;
 use serde_json::Value;
 
-use crate::ids::{UserId, WorldId};
+use crate::ids::{ServerId, UserId, WorldId};
 use crate::permissions::rules::Moderation;
+pub use meetings::MeetingRecord;
 pub use users::{LoginKey, StoredGrant, UserRecord};
 
 /// A failed database operation; the text is for logs (it holds no secrets).
@@ -145,6 +147,30 @@ store_message!(
     /// Sent by `PermissionActor` at start: explicit role grants stored in the database.
     LoadRoleGrants {} -> Vec<StoredGrant>,
     |this, _msg| Ok(users::role_grants(&this.conn)?)
+);
+
+store_message!(
+    /// Sent by `BbbBalancer` when a meeting record is created or moves to another server.
+    SaveMeeting { record: MeetingRecord } -> (),
+    |this, msg| Ok(meetings::save(&this.conn, &msg.record)?)
+);
+
+store_message!(
+    /// Sent by `BbbBalancer` at start: every meeting record.
+    LoadMeetings {} -> Vec<MeetingRecord>,
+    |this, _msg| Ok(meetings::all(&this.conn)?)
+);
+
+store_message!(
+    /// Sent by `BbbBalancer` when an operator disables or enables a server.
+    SaveServerOverride { server: ServerId, active: bool } -> (),
+    |this, msg| Ok(meetings::set_server_override(&this.conn, &msg.server, msg.active)?)
+);
+
+store_message!(
+    /// Sent by `BbbBalancer` at start: runtime enable/disable overrides.
+    LoadServerOverrides {} -> Vec<(ServerId, bool)>,
+    |this, _msg| Ok(meetings::server_overrides(&this.conn)?)
 );
 
 store_message!(

@@ -25,6 +25,22 @@ const MIGRATIONS: &[&str] = &[
         room     TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (world, user_id, role, room)
      );",
+    // 2: BBB meeting records (rooms and calls) and runtime server overrides
+    "CREATE TABLE meetings (
+        key           TEXT PRIMARY KEY,
+        meeting_id    TEXT NOT NULL UNIQUE,
+        attendee_pw   TEXT NOT NULL,
+        moderator_pw  TEXT NOT NULL,
+        server        TEXT,
+        voice_bridge  TEXT,
+        guest_policy  TEXT NOT NULL,
+        updated_at    TEXT NOT NULL
+     );
+     CREATE TABLE server_overrides (
+        server_id   TEXT PRIMARY KEY,
+        active      INTEGER NOT NULL,
+        updated_at  TEXT NOT NULL
+     );",
 ];
 
 /// Brings the database to the newest schema, one transaction per migration.

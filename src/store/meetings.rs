@@ -1,0 +1,72 @@
+//! BBB meeting records of rooms and calls, and operators' runtime server overrides.
+
+use rusqlite::{params, Connection};
+
+use crate::balancer::params::MeetingSecrets;
+use crate::ids::ServerId;
+
+/// A persisted meeting: which BBB meeting a room or call is, and where it lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeetingRecord {
+    /// `room/{world}/{room}` or `call/{call_id}`.
+    pub key: String,
+    pub secrets: MeetingSecrets,
+    pub server: Option<ServerId>,
+    pub voice_bridge: Option<String>,
+    pub guest_policy: String,
+}
+
+pub fn save(conn: &Connection, m: &MeetingRecord) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO meetings (key, meeting_id, attendee_pw, moderator_pw, server, voice_bridge, guest_policy, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT(key) DO UPDATE SET server = excluded.server, voice_bridge = excluded.voice_bridge,
+             guest_policy = excluded.guest_policy, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        m.key,
+        m.secrets.meeting_id,
+        m.secrets.attendee_pw,
+        m.secrets.moderator_pw,
+        m.server.as_ref().map(ServerId::as_str),
+        m.voice_bridge,
+        m.guest_policy,
+        chrono::Utc::now().to_rfc3339()
+    ])?;
+    Ok(())
+}
+
+pub fn all(conn: &Connection) -> rusqlite::Result<Vec<MeetingRecord>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, meeting_id, attendee_pw, moderator_pw, server, voice_bridge, guest_policy FROM meetings",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok(MeetingRecord {
+            key: row.get(0)?,
+            secrets: MeetingSecrets {
+                meeting_id: row.get(1)?,
+                attendee_pw: row.get(2)?,
+                moderator_pw: row.get(3)?,
+            },
+            server: row.get::<_, Option<String>>(4)?.map(ServerId),
+            voice_bridge: row.get(5)?,
+            guest_policy: row.get(6)?,
+        })
+    })?;
+    rows.collect()
+}
+
+pub fn set_server_override(conn: &Connection, server: &ServerId, active: bool) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO server_overrides (server_id, active, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT(server_id) DO UPDATE SET active = excluded.active, updated_at = excluded.updated_at",
+    )?
+    .execute(params![server.as_str(), active, chrono::Utc::now().to_rfc3339()])?;
+    Ok(())
+}
+
+pub fn server_overrides(conn: &Connection) -> rusqlite::Result<Vec<(ServerId, bool)>> {
+    let mut stmt = conn.prepare_cached("SELECT server_id, active FROM server_overrides")?;
+    let rows = stmt.query_map([], |row| Ok((ServerId(row.get(0)?), row.get(1)?)))?;
+    rows.collect()
+}
