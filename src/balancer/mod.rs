@@ -219,6 +219,17 @@ impl CreatePlan {
     }
 }
 
+/// What `ensure` needs to find, place and create one meeting.
+struct EnsureRequest {
+    key: String,
+    world: WorldId,
+    purpose: Purpose,
+    prefer: Option<ServerId>,
+    voice_bridge: Option<String>,
+    guest_policy: &'static str,
+    plan: CreatePlan,
+}
+
 /// The outcome of `ensure`: a meeting ready now, or a create to wait for.
 enum Ensured {
     Ready(Ready),
@@ -355,17 +366,17 @@ impl BbbBalancer {
 
     /// Makes sure the meeting behind `key` exists on a usable server, creating it (or moving
     /// it) if needed. Every join arriving while a create is in flight waits for that create.
-    fn ensure(
-        &mut self,
-        key: String,
-        world: &WorldId,
-        purpose: Purpose,
-        prefer: Option<ServerId>,
-        voice_bridge: Option<String>,
-        guest_policy: &str,
-        plan: CreatePlan,
-        ctx: &mut Context<Self>,
-    ) -> Result<Ensured, Error> {
+    fn ensure(&mut self, req: EnsureRequest, ctx: &mut Context<Self>) -> Result<Ensured, Error> {
+        let EnsureRequest {
+            key,
+            world,
+            purpose,
+            prefer,
+            voice_bridge,
+            guest_policy,
+            plan,
+        } = req;
+        let world = &world;
         let now = Instant::now();
         let current_server = self.meetings.get(&key).and_then(|m| m.record.server.clone());
         let on_usable_server = current_server
@@ -618,13 +629,15 @@ impl Handler<JoinRoom> for BbbBalancer {
             disable_private_chat: msg.disable_private_chat,
         };
         let ensured = self.ensure(
-            room_key(&msg.world, &msg.room),
-            &msg.world,
-            Purpose::Room,
-            prefer,
-            msg.config.voice_bridge.clone(),
-            params::guest_policy(&msg.config),
-            plan,
+            EnsureRequest {
+                key: room_key(&msg.world, &msg.room),
+                world: msg.world.clone(),
+                purpose: Purpose::Room,
+                prefer,
+                voice_bridge: msg.config.voice_bridge.clone(),
+                guest_policy: params::guest_policy(&msg.config),
+                plan,
+            },
             ctx,
         );
         let public_url = self.settings.public_url.clone();

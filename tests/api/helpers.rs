@@ -114,11 +114,20 @@ pub async fn spawn_app_with(edit: impl FnOnce(String) -> String) -> TestApp {
     start(dir, db, toml).await
 }
 
+/// `{PORT}` in the settings text is replaced by the port the app listens on, so servers can
+/// point at the app's own simulator instances.
+pub async fn restart_with(dir: tempfile::TempDir, db: PathBuf, toml: String) -> TestApp {
+    start(dir, db, toml).await
+}
+
 async fn start(dir: tempfile::TempDir, db: PathBuf, toml: String) -> TestApp {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let template = toml;
+    let toml = template.replace("{PORT}", &listener.local_addr().unwrap().port().to_string());
     let path = dir.path().join("settings.toml");
     std::fs::write(&path, &toml).unwrap();
     let settings: Settings = config::load_with_env(&path, &[]).expect("test settings are valid");
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let app = Application::build(settings, listener, Some(path))
         .await
         .expect("app starts");
@@ -130,7 +139,7 @@ async fn start(dir: tempfile::TempDir, db: PathBuf, toml: String) -> TestApp {
         port,
         dir,
         db,
-        settings_toml: toml,
+        settings_toml: template,
         handle,
         services,
     }
@@ -166,10 +175,69 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> (u16, String) {
-        let mut res = awc::Client::new().get(self.url(path)).send().await.unwrap();
+        http_get(&self.url(path)).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> (u16, String) {
+        let mut res = awc::Client::new()
+            .post(self.url(path))
+            .send_json(&body)
+            .await
+            .unwrap();
         let body = res.body().limit(10 << 20).await.unwrap();
         (res.status().as_u16(), String::from_utf8_lossy(&body).into_owned())
     }
+
+    /// The simulator's counters for `instance`.
+    pub async fn sim_stats(&self, instance: &str) -> Value {
+        let (status, body) = self.get("/simulator/stats").await;
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["instances"][instance].clone()
+    }
+
+    /// Everything the simulator instance knows about a meeting (404 → None).
+    pub async fn sim_meeting(&self, instance: &str, meeting_id: &str) -> Option<Value> {
+        let (status, body) = self
+            .get(&format!("/simulator/{instance}/meetings/{meeting_id}"))
+            .await;
+        (status == 200).then(|| serde_json::from_str(&body).unwrap())
+    }
+
+    pub async fn sim_fault(&self, instance: &str, mode: &str) {
+        let (status, body) = self
+            .post_json(&format!("/simulator/{instance}/fault"), json!({"mode": mode}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// Ends a meeting on the simulator, as a moderator pressing End would.
+    pub async fn sim_end(&self, instance: &str, meeting_id: &str) {
+        let mut res = awc::Client::new()
+            .post(self.url(&format!("/simulator/{instance}/meetings/{meeting_id}/end")))
+            .send()
+            .await
+            .unwrap();
+        let _ = res.body().await;
+        assert!(res.status().is_success());
+    }
+}
+
+pub async fn http_get(url: &str) -> (u16, String) {
+    let mut res = awc::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    let body = res.body().limit(10 << 20).await.unwrap();
+    (res.status().as_u16(), String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The decoded query parameters of a URL.
+pub fn query_params(url: &str) -> std::collections::HashMap<String, String> {
+    let parsed = url::Url::parse(url).unwrap();
+    parsed.query_pairs().into_owned().collect()
 }
 
 pub fn now() -> i64 {

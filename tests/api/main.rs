@@ -1,7 +1,9 @@
 //! The one integration-test binary: the real app on port 0, real WebSocket clients.
 
 mod auth;
+mod bbb;
 mod helpers;
 mod protocol;
 mod startup;
+mod tls;
 mod users;
