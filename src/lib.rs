@@ -10,6 +10,8 @@
 //!   (pure rules in `permissions::rules`).
 //! - [`store`]: SQLite on its own thread (`SyncArbiter`), ordered migrations.
 //! - [`registry`]: live sessions per user; `connection_limit`; push delivery.
+//! - [`rooms`], [`chat`]: the logic behind room commands and DMs/calls; sessions call them,
+//!   they ask the actors.
 //! - [`auth`]: JWT and client-id credentials (pure).
 //! - [`config`]: typed settings, env overrides, validation.
 //! - [`error`], [`protocol::codes`]: the one error enum and its wire codes.
@@ -26,6 +28,7 @@ pub mod app;
 pub mod auth;
 pub mod balancer;
 pub mod bbb;
+pub mod chat;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -34,6 +37,7 @@ pub mod metrics;
 pub mod permissions;
 pub mod protocol;
 pub mod registry;
+pub mod rooms;
 pub mod session;
 pub mod simulator;
 pub mod store;

@@ -15,20 +15,16 @@ use serde_json::{json, Value};
 
 use crate::app::Services;
 use crate::auth;
-use crate::balancer::params::Joiner;
-use crate::balancer::{GetRecordings, JoinRoom};
 use crate::error::Error;
 use crate::ids::WorldId;
-use crate::permissions::rules::{
-    Moderation, ROOM_BBB_JOIN, ROOM_BBB_MODERATE, ROOM_BBB_RECORDINGS, WORLD_CONNECTIONS_UNLIMITED,
-    WORLD_VIEW,
-};
-use crate::permissions::{GetRoomAccess, GetWorldRights, GetWorldView, Principal};
+use crate::permissions::rules::{Moderation, WORLD_CONNECTIONS_UNLIMITED, WORLD_VIEW};
+use crate::permissions::{GetWorldRights, GetWorldView, Principal};
 use crate::protocol::command::{self, Command};
 use crate::protocol::frame::{self, Frame};
 use crate::protocol::wire;
 use crate::registry::{ConnId, Push, PushToUsers, Register, Unregister};
 use crate::store::{self, UserRecord};
+use crate::{chat, rooms};
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -336,10 +332,11 @@ impl Session {
             if !view.rights.has(WORLD_VIEW) {
                 return Err(not_allowed);
             }
-            Ok((record, view))
+            let channels = chat::channels(&services, &world, &record.id).await?;
+            Ok((record, view, channels))
         };
         ctx.wait(login.into_actor(self).map(move |result, act, ctx| match result {
-            Ok((record, view)) => {
+            Ok((record, view, channels)) => {
                 act.services.metrics.login(started.elapsed(), "success");
                 let limit =
                     (!view.rights.has(WORLD_CONNECTIONS_UNLIMITED)).then_some(view.world.connection_limit);
@@ -355,7 +352,7 @@ impl Session {
                     act.world,
                     record.id
                 );
-                let body = wire::authenticated(wire::user(&record), view.config, Vec::new());
+                let body = wire::authenticated(wire::user(&record), view.config, channels);
                 ctx.text(frame::event("authenticated", body));
                 act.user = Some(SessionUser { record });
             }
@@ -442,95 +439,35 @@ impl Session {
                 self.respond(action, id, fut, ctx);
             }
             Command::RoomUrl { room } => {
-                let principal = Principal::of(&user.record);
-                let profile = user.record.profile.clone();
-                let user_id = user.record.id.clone();
-                let fut = async move {
-                    let access = services
-                        .perms
-                        .send(GetRoomAccess {
-                            world: world.clone(),
-                            principal,
-                            room,
-                        })
-                        .await??;
-                    let Some(config) = access.bbb.clone() else {
-                        return Err(Error::RoomUnknown);
-                    };
-                    if !access.has(ROOM_BBB_JOIN) {
-                        return Err(Error::Denied);
-                    }
-                    let display_name = display_name(&profile).ok_or(Error::MissingProfile)?;
-                    let url = services
-                        .balancer
-                        .send(JoinRoom {
-                            world,
-                            room: access.room.id.clone(),
-                            name: access.room.name.clone(),
-                            config,
-                            disable_private_chat: access.world.bbb_disable_privatechat,
-                            joiner: Joiner {
-                                user_id: user_id.0,
-                                display_name,
-                                avatar_url: avatar_url(&profile),
-                                moderator: access.has(ROOM_BBB_MODERATE),
-                            },
-                        })
-                        .await??;
-                    Ok(json!({ "url": url }))
-                };
+                let fut = rooms::room_url(services, world, user.record.clone(), room);
                 self.respond(action, id, fut, ctx);
             }
             Command::Recordings { room } => {
-                let principal = Principal::of(&user.record);
-                let fut = async move {
-                    let access = services
-                        .perms
-                        .send(GetRoomAccess {
-                            world: world.clone(),
-                            principal,
-                            room,
-                        })
-                        .await??;
-                    if access.bbb.is_none() {
-                        return Err(Error::RoomUnknown);
-                    }
-                    if !access.has(ROOM_BBB_RECORDINGS) {
-                        return Err(Error::Denied);
-                    }
-                    let results = services
-                        .balancer
-                        .send(GetRecordings {
-                            world,
-                            room: access.room.id.clone(),
-                            timezone: access.world.tz(),
-                        })
-                        .await??;
-                    Ok(json!({ "results": results }))
-                };
+                let fut = rooms::recordings(services, world, user.record.clone(), room);
+                self.respond(action, id, fut, ctx);
+            }
+            Command::CallUrl { call } => {
+                let fut = chat::call_url(services, world, user.record.clone(), call);
+                self.respond(action, id, fut, ctx);
+            }
+            Command::DirectCreate { users } => {
+                let fut = chat::direct_create(services, world, user.record.clone(), users);
+                self.respond(action, id, fut, ctx);
+            }
+            Command::ChatSend { channel, content } => {
+                let fut = chat::send(services, world, user.record.clone(), channel, content);
+                self.respond(action, id, fut, ctx);
+            }
+            Command::ChatFetch {
+                channel,
+                count,
+                before_id,
+            } => {
+                let fut = chat::fetch(services, world, user.record.id.clone(), channel, count, before_id);
                 self.respond(action, id, fut, ctx);
             }
         }
     }
-}
-
-/// The profile's non-blank display name, if any.
-fn display_name(profile: &Value) -> Option<String> {
-    profile
-        .get("display_name")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(str::to_string)
-}
-
-fn avatar_url(profile: &Value) -> Option<String> {
-    profile
-        .get("avatar")
-        .and_then(|a| a.get("url"))
-        .and_then(Value::as_str)
-        .filter(|u| !u.is_empty())
-        .map(str::to_string)
 }
 
 /// Token bucket: `rate` frames per second, bursts up to twice that. Rate 0 = unlimited.

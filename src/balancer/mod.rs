@@ -22,7 +22,7 @@ use crate::bbb::client::{BbbClient, BbbError, Endpoint};
 use crate::bbb::xml::{MeetingLoad, Recording};
 use crate::config::{BbbRoomConfig, BbbSettings, ServerConfig};
 use crate::error::Error;
-use crate::ids::{RoomId, ServerId, WorldId};
+use crate::ids::{CallId, RoomId, ServerId, WorldId};
 use crate::metrics::Metrics;
 use crate::protocol::wire;
 use crate::store::{self, MeetingRecord, StoreActor};
@@ -189,6 +189,9 @@ enum CreatePlan {
         config: BbbRoomConfig,
         disable_private_chat: bool,
     },
+    Call {
+        call: CallId,
+    },
 }
 
 impl CreatePlan {
@@ -215,6 +218,7 @@ impl CreatePlan {
                 ),
                 config.presentation.clone(),
             ),
+            CreatePlan::Call { call } => (params::call_create(&record.secrets, call.as_str(), None), None),
         }
     }
 }
@@ -257,6 +261,24 @@ impl Actor for BbbBalancer {
 
 pub fn room_key(world: &WorldId, room: &RoomId) -> String {
     format!("room/{world}/{room}")
+}
+
+pub fn call_key(call: &CallId) -> String {
+    format!("call/{call}")
+}
+
+fn new_record(key: &str, guest_policy: &str) -> MeetingRecord {
+    MeetingRecord {
+        key: key.to_string(),
+        secrets: MeetingSecrets {
+            meeting_id: random_secret(),
+            attendee_pw: random_secret(),
+            moderator_pw: random_secret(),
+        },
+        server: None,
+        voice_bridge: None,
+        guest_policy: guest_policy.to_string(),
+    }
 }
 
 fn random_secret() -> String {
@@ -383,17 +405,7 @@ impl BbbBalancer {
             .as_ref()
             .is_some_and(|s| self.usable(s, world, purpose));
         let meeting = self.meetings.entry(key.clone()).or_insert_with(|| Meeting {
-            record: MeetingRecord {
-                key: key.clone(),
-                secrets: MeetingSecrets {
-                    meeting_id: random_secret(),
-                    attendee_pw: random_secret(),
-                    moderator_pw: random_secret(),
-                },
-                server: None,
-                voice_bridge: None,
-                guest_policy: guest_policy.to_string(),
-            },
+            record: new_record(&key, guest_policy),
             dirty: true,
             confirmed_until: None,
             waiters: None,
@@ -487,6 +499,26 @@ impl BbbBalancer {
             .map(move |result, act, _| act.finish_create(&key, &server_id, endpoint, secrets, result))
             .spawn(ctx);
         Ok(Ensured::Wait(rx))
+    }
+
+    /// A usable server for a meeting being placed or moved, by SPEC §6.
+    fn choose(
+        &self,
+        key: &str,
+        world: &WorldId,
+        purpose: Purpose,
+        prefer: Option<&ServerId>,
+        was: Option<&ServerId>,
+    ) -> Option<ServerId> {
+        let candidates: Vec<Candidate<'_>> = self.servers.iter().map(Server::candidate).collect();
+        let chosen = strategy::choose(&candidates, world, prefer, purpose, &mut rand::thread_rng());
+        if let Some(chosen) = &chosen {
+            log::info!(
+                "balancer: meeting {key} placed on server={chosen} (was {})",
+                was.map(ServerId::as_str).unwrap_or("nowhere")
+            );
+        }
+        chosen
     }
 
     fn finish_create(
@@ -598,6 +630,24 @@ impl BbbBalancer {
     }
 }
 
+/// Signs a join URL once the meeting is ready: now, or when its create completes.
+fn join_url(
+    ensured: Result<Ensured, Error>,
+    sign: impl FnOnce(Ready) -> String + 'static,
+) -> ResponseFuture<Result<String, Error>> {
+    match ensured {
+        Err(e) => Box::pin(async move { Err(e) }),
+        Ok(Ensured::Ready(ready)) => {
+            let url = sign(ready);
+            Box::pin(async move { Ok(url) })
+        }
+        Ok(Ensured::Wait(rx)) => Box::pin(async move {
+            let ready = rx.await.map_err(|_| Error::BbbFailed)??;
+            Ok(sign(ready))
+        }),
+    }
+}
+
 enum CreateFailure {
     Bbb(BbbError),
     Store(String),
@@ -647,17 +697,7 @@ impl Handler<JoinRoom> for BbbBalancer {
                 &params::room_join(&ready.secrets, &msg.joiner, &msg.config, &public_url),
             )
         };
-        match ensured {
-            Err(e) => Box::pin(async move { Err(e) }),
-            Ok(Ensured::Ready(ready)) => {
-                let url = sign(ready);
-                Box::pin(async move { Ok(url) })
-            }
-            Ok(Ensured::Wait(rx)) => Box::pin(async move {
-                let ready = rx.await.map_err(|_| Error::BbbFailed)??;
-                Ok(sign(ready))
-            }),
-        }
+        join_url(ensured, sign)
     }
 }
 
@@ -731,5 +771,95 @@ impl Handler<ListServers> for BbbBalancer {
 
     fn handle(&mut self, _: ListServers, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.servers.iter().map(Server::status).collect())
+    }
+}
+
+/// Sent by a session when a call starts: place the call's meeting (never on a `rooms_only`
+/// server) and persist its record. With no usable server the call is placed on its first join.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct PlaceCall {
+    pub world: WorldId,
+    pub call: CallId,
+}
+
+impl Handler<PlaceCall> for BbbBalancer {
+    type Result = ();
+
+    fn handle(&mut self, msg: PlaceCall, ctx: &mut Context<Self>) {
+        let key = call_key(&msg.call);
+        if self.meetings.contains_key(&key) {
+            return;
+        }
+        let mut record = new_record(&key, params::GUEST_ALWAYS);
+        record.server = self.choose(&key, &msg.world, Purpose::Call, None, None);
+        if let Some(server) = record
+            .server
+            .as_ref()
+            .and_then(|id| self.servers.iter_mut().find(|s| s.id() == id))
+        {
+            server.placed_since_poll += 1;
+        }
+        self.meetings.insert(
+            key.clone(),
+            Meeting {
+                record: record.clone(),
+                dirty: true,
+                confirmed_until: None,
+                waiters: None,
+            },
+        );
+        self.store
+            .send(store::SaveMeeting { record })
+            .into_actor(self)
+            .map(move |result, act, _| match result {
+                Ok(Ok(())) => {
+                    if let Some(m) = act.meetings.get_mut(&key) {
+                        m.dirty = false;
+                    }
+                }
+                Ok(Err(e)) => log::error!("balancer: saving {key} failed: {e}"),
+                Err(e) => log::error!("balancer: saving {key} failed: {e}"),
+            })
+            .spawn(ctx);
+    }
+}
+
+/// Sent by a session for `bbb.call_url`, after the invite check: a moderator join URL for the
+/// call's meeting, creating or moving it as needed.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<String, Error>")]
+pub struct JoinCall {
+    pub world: WorldId,
+    pub call: CallId,
+    pub joiner: Joiner,
+}
+
+impl Handler<JoinCall> for BbbBalancer {
+    type Result = ResponseFuture<Result<String, Error>>;
+
+    fn handle(&mut self, msg: JoinCall, ctx: &mut Context<Self>) -> Self::Result {
+        let ensured = self.ensure(
+            EnsureRequest {
+                key: call_key(&msg.call),
+                world: msg.world.clone(),
+                purpose: Purpose::Call,
+                prefer: None,
+                voice_bridge: None,
+                guest_policy: params::GUEST_ALWAYS,
+                plan: CreatePlan::Call {
+                    call: msg.call.clone(),
+                },
+            },
+            ctx,
+        );
+        let public_url = self.settings.public_url.clone();
+        let sign = move |ready: Ready| {
+            ready.endpoint.url_for(
+                "join",
+                &params::call_join(&ready.secrets, &msg.joiner, &public_url),
+            )
+        };
+        join_url(ensured, sign)
     }
 }

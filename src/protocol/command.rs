@@ -20,6 +20,57 @@ pub enum Command {
     RoomUrl { room: String },
     /// `bbb.recordings`: a room's recordings.
     Recordings { room: String },
+    /// `bbb.call_url`: a join URL for a private call; `None` when the id is not a string.
+    CallUrl { call: Option<String> },
+    /// `chat.direct.create`: the DM channel of the caller and these users.
+    DirectCreate { users: Vec<String> },
+    /// `chat.send`: a message or a call into a channel.
+    ChatSend { channel: String, content: SendContent },
+    /// `chat.fetch`: a page of a channel's events.
+    ChatFetch {
+        channel: String,
+        count: u32,
+        before_id: Option<i64>,
+    },
+}
+
+/// What `chat.send` carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendContent {
+    /// `{"type": "text", "body": "..."}`, stored as given.
+    Text(Value),
+    /// `{"type": "call"}`: start a private call.
+    Call,
+}
+
+/// Longest accepted text message body, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 10_000;
+/// Largest `chat.fetch` page.
+pub const MAX_FETCH_COUNT: u32 = 500;
+const DEFAULT_FETCH_COUNT: u32 = 50;
+
+#[derive(Deserialize)]
+struct CallBody {
+    call: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct DirectCreateBody {
+    users: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct SendBody {
+    channel: String,
+    event_type: String,
+    content: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct FetchBody {
+    channel: String,
+    count: Option<u32>,
+    before_id: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -65,7 +116,55 @@ pub fn parse(action: &str, body: Option<Value>) -> Result<Command, Error> {
         "bbb.recordings" => Ok(Command::Recordings {
             room: body_as::<RoomBody>(body)?.room,
         }),
+        "bbb.call_url" => {
+            let b: CallBody = body_as(body)?;
+            Ok(Command::CallUrl {
+                call: match b.call {
+                    Some(Value::String(s)) => Some(s),
+                    _ => None,
+                },
+            })
+        }
+        "chat.direct.create" => Ok(Command::DirectCreate {
+            users: body_as::<DirectCreateBody>(body)?.users,
+        }),
+        "chat.send" => {
+            let b: SendBody = body_as(body)?;
+            if b.event_type != "channel.message" {
+                return Err(Error::invalid("event_type must be channel.message"));
+            }
+            Ok(Command::ChatSend {
+                channel: b.channel,
+                content: send_content(b.content)?,
+            })
+        }
+        "chat.fetch" => {
+            let b: FetchBody = body_as(body)?;
+            let count = b.count.unwrap_or(DEFAULT_FETCH_COUNT);
+            if count == 0 || count > MAX_FETCH_COUNT {
+                return Err(Error::invalid("count must be between 1 and 500"));
+            }
+            Ok(Command::ChatFetch {
+                channel: b.channel,
+                count,
+                before_id: b.before_id,
+            })
+        }
         _ => Err(unsupported()),
+    }
+}
+
+fn send_content(content: Map<String, Value>) -> Result<SendContent, Error> {
+    match content.get("type").and_then(Value::as_str) {
+        Some("call") => Ok(SendContent::Call),
+        Some("text") => match content.get("body") {
+            Some(Value::String(body)) if body.chars().count() <= MAX_MESSAGE_CHARS => {
+                Ok(SendContent::Text(Value::Object(content)))
+            }
+            Some(Value::String(_)) => Err(Error::invalid("message body is longer than 10000 characters")),
+            _ => Err(Error::invalid("text content needs a string body")),
+        },
+        _ => Err(Error::invalid("content type must be text or call")),
     }
 }
 
@@ -153,6 +252,60 @@ mod tests {
         assert!(parse("user.update", Some(js)).is_err());
         let ok = json!({"profile": {"avatar": {"url": "https://example.org/a.png"}}});
         assert!(parse("user.update", Some(ok)).is_ok());
+    }
+
+    #[test]
+    fn chat_send_accepts_text_and_call_only() {
+        let text = json!({"channel": "c", "event_type": "channel.message", "content": {"type": "text", "body": "hi"}});
+        assert!(matches!(
+            parse("chat.send", Some(text)),
+            Ok(Command::ChatSend {
+                content: SendContent::Text(_),
+                ..
+            })
+        ));
+        let call = json!({"channel": "c", "event_type": "channel.message", "content": {"type": "call"}});
+        assert!(matches!(
+            parse("chat.send", Some(call)),
+            Ok(Command::ChatSend {
+                content: SendContent::Call,
+                ..
+            })
+        ));
+        for bad in [
+            json!({"channel": "c", "event_type": "channel.message", "content": {"type": "file"}}),
+            json!({"channel": "c", "event_type": "channel.message", "content": {"type": "text", "body": 5}}),
+            json!({"channel": "c", "event_type": "channel.other", "content": {"type": "text", "body": "x"}}),
+            json!({"channel": 1, "event_type": "channel.message", "content": {"type": "text", "body": "x"}}),
+        ] {
+            assert_eq!(
+                parse("chat.send", Some(bad)).unwrap_err().code(),
+                "protocol.invalid_message"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_call_ids_are_kept_for_a_bbb_failed_answer() {
+        assert_eq!(
+            parse("bbb.call_url", Some(json!({"call": 42}))),
+            Ok(Command::CallUrl { call: None })
+        );
+        assert_eq!(
+            parse("bbb.call_url", Some(json!({}))),
+            Ok(Command::CallUrl { call: None })
+        );
+    }
+
+    #[test]
+    fn fetch_count_is_bounded() {
+        assert!(parse("chat.fetch", Some(json!({"channel": "c", "count": 0}))).is_err());
+        assert!(parse("chat.fetch", Some(json!({"channel": "c", "count": 501}))).is_err());
+        assert!(parse(
+            "chat.fetch",
+            Some(json!({"channel": "c", "count": 20, "before_id": 5}))
+        )
+        .is_ok());
     }
 
     #[test]

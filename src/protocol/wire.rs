@@ -9,7 +9,7 @@ use chrono::TimeZone;
 
 use crate::bbb::xml::Recording;
 use crate::config::{RoomSettings, WorldSettings, BBB_MODULE};
-use crate::store::UserRecord;
+use crate::store::{ChannelInfo, ChatEvent, UserRecord};
 
 /// USER: `{"id", "profile", "pretalx_id", "deleted", "badges", "inactive", "client_state"}`.
 pub fn user(user: &UserRecord) -> Value {
@@ -106,5 +106,31 @@ pub fn recording(rec: &Recording, tz: chrono_tz::Tz) -> Value {
         "url_video": url("video"),
         "url_screenshare": url("screenshare"),
         "url_notes": url("notes"),
+    })
+}
+
+/// A DM channel: `{"id", "state", "members", "unread_pointer", "next_event_id"}`.
+pub fn channel(info: &ChannelInfo) -> Value {
+    json!({
+        "id": info.id,
+        "state": null,
+        "members": info.members.iter().map(user).collect::<Vec<_>>(),
+        "unread_pointer": 0,
+        "next_event_id": info.next_event_id,
+    })
+}
+
+/// EVENT: one chat event.
+pub fn chat_event(event: &ChatEvent) -> Value {
+    json!({
+        "event_id": event.event_id,
+        "channel": event.channel,
+        "sender": event.sender,
+        "timestamp": event.timestamp,
+        "event_type": event.event_type,
+        "content": event.content,
+        "edited": null,
+        "replaces": null,
+        "reactions": {},
     })
 }

@@ -1,6 +1,7 @@
 //! The SQLite store: a `SyncArbiter` actor on its own thread, so blocking database work never
 //! runs on an event loop. Every other actor reaches the database only through its messages.
 
+pub mod chat;
 pub mod meetings;
 pub mod schema;
 pub mod users;
@@ -13,7 +14,9 @@ use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::ids::{ServerId, UserId, WorldId};
+
 use crate::permissions::rules::Moderation;
+pub use chat::{Appended, CallRecord, ChannelInfo, ChatEvent, ChatRefusal, NewContent};
 pub use meetings::MeetingRecord;
 pub use users::{LoginKey, StoredGrant, UserRecord};
 
@@ -171,6 +174,38 @@ store_message!(
     /// Sent by `BbbBalancer` at start: runtime enable/disable overrides.
     LoadServerOverrides {} -> Vec<(ServerId, bool)>,
     |this, _msg| Ok(meetings::server_overrides(&this.conn)?)
+);
+
+store_message!(
+    /// Sent by a session on `chat.direct.create`: the channel of exactly these members.
+    DirectChannel { world: WorldId, members: Vec<UserId> } -> Result<ChannelInfo, ChatRefusal>,
+    |this, msg| Ok(chat::direct_channel(&mut this.conn, &msg.world, &msg.members)?)
+);
+
+store_message!(
+    /// Sent by a session after login: the user's channels for `chat.channels`.
+    ChannelsOf { world: WorldId, user: UserId } -> Vec<ChannelInfo>,
+    |this, msg| Ok(chat::channels_of(&this.conn, &msg.world, &msg.user)?)
+);
+
+store_message!(
+    /// Sent by a session on `chat.send`: store the event (and the call it starts).
+    AppendEvent { world: WorldId, channel: String, sender: UserId, event_type: String, content: NewContent }
+        -> Result<Appended, ChatRefusal>,
+    |this, msg| Ok(chat::append(&mut this.conn, &msg.world, &msg.channel, &msg.sender, &msg.event_type, msg.content)?)
+);
+
+store_message!(
+    /// Sent by a session on `chat.fetch`.
+    FetchEvents { world: WorldId, channel: String, user: UserId, count: u32, before_id: Option<i64> }
+        -> Result<Vec<ChatEvent>, ChatRefusal>,
+    |this, msg| Ok(chat::fetch(&this.conn, &msg.world, &msg.channel, &msg.user, msg.count, msg.before_id)?)
+);
+
+store_message!(
+    /// Sent by a session on `bbb.call_url`: the call and its invite list.
+    GetCall { world: WorldId, call: String } -> Option<CallRecord>,
+    |this, msg| Ok(chat::call(&this.conn, &msg.world, &msg.call)?)
 );
 
 store_message!(

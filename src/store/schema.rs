@@ -41,6 +41,41 @@ const MIGRATIONS: &[&str] = &[
         active      INTEGER NOT NULL,
         updated_at  TEXT NOT NULL
      );",
+    // 3: direct-message channels, their events, private calls and their invite lists
+    "CREATE TABLE channels (
+        id          TEXT PRIMARY KEY,
+        world       TEXT NOT NULL,
+        member_key  TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        UNIQUE (world, member_key)
+     );
+     CREATE TABLE channel_members (
+        channel_id  TEXT NOT NULL REFERENCES channels(id),
+        user_id     TEXT NOT NULL,
+        PRIMARY KEY (channel_id, user_id)
+     );
+     CREATE INDEX channel_members_by_user ON channel_members(user_id);
+     CREATE TABLE chat_events (
+        channel_id  TEXT NOT NULL REFERENCES channels(id),
+        event_id    INTEGER NOT NULL,
+        sender      TEXT NOT NULL,
+        timestamp   TEXT NOT NULL,
+        event_type  TEXT NOT NULL,
+        content     TEXT NOT NULL,
+        PRIMARY KEY (channel_id, event_id)
+     );
+     CREATE TABLE calls (
+        id          TEXT PRIMARY KEY,
+        world       TEXT NOT NULL,
+        channel_id  TEXT NOT NULL REFERENCES channels(id),
+        created_by  TEXT NOT NULL,
+        created_at  TEXT NOT NULL
+     );
+     CREATE TABLE call_invites (
+        call_id  TEXT NOT NULL REFERENCES calls(id),
+        user_id  TEXT NOT NULL,
+        PRIMARY KEY (call_id, user_id)
+     );",
 ];
 
 /// Brings the database to the newest schema, one transaction per migration.

@@ -79,6 +79,12 @@ role = "speaker"
 room = "backstage"
 
 [[worlds]]
+id = "nochat"
+title = "No DMs"
+trait_grants = {{ visitor = [] }}
+roles = {{ visitor = ["world:view"] }}
+
+[[worlds]]
 id = "closed"
 title = "Closed World"
 connection_limit = 1

@@ -2,6 +2,7 @@
 
 mod auth;
 mod bbb;
+mod chat;
 mod helpers;
 mod protocol;
 mod startup;

@@ -1,0 +1,178 @@
+//! Direct messages and private calls (SPEC §4.4): the logic behind `chat.direct.create`,
+//! `chat.send`, `chat.fetch` and `bbb.call_url`. Storage is the store actor's; pushes go
+//! through the session registry; calls are placed and joined through the balancer.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::app::Services;
+use crate::balancer::params::Joiner;
+use crate::balancer::{JoinCall, PlaceCall};
+use crate::error::Error;
+use crate::ids::{is_uuid, CallId, UserId, WorldId};
+use crate::permissions::rules::WORLD_CHAT_DIRECT;
+use crate::permissions::{GetWorldRights, Principal};
+use crate::protocol::command::SendContent;
+use crate::protocol::{frame, wire};
+use crate::registry::{Push, PushToUsers};
+use crate::rooms::{avatar_url, display_name};
+use crate::store::{self, ChatRefusal, NewContent, UserRecord};
+
+fn refusal(r: ChatRefusal) -> Error {
+    match r {
+        ChatRefusal::UnknownChannel => Error::RoomUnknown,
+        ChatRefusal::NotMember | ChatRefusal::UnknownUser | ChatRefusal::TooFewMembers => Error::ChatDenied,
+    }
+}
+
+async fn may_chat(services: &Services, world: &WorldId, user: &UserRecord) -> Result<bool, Error> {
+    let rights = services
+        .perms
+        .send(GetWorldRights {
+            world: world.clone(),
+            principal: Principal::of(user),
+        })
+        .await??;
+    Ok(rights.has(WORLD_CHAT_DIRECT))
+}
+
+/// `chat.direct.create`: the channel of the caller plus `users` (same set, same channel).
+pub async fn direct_create(
+    services: Services,
+    world: WorldId,
+    caller: UserRecord,
+    users: Vec<String>,
+) -> Result<Value, Error> {
+    if !may_chat(&services, &world, &caller).await? {
+        return Err(Error::AuthDenied);
+    }
+    if users.iter().any(|u| !is_uuid(u)) {
+        return Err(Error::ChatDenied);
+    }
+    let mut members: Vec<UserId> = users.into_iter().map(UserId).collect();
+    members.push(caller.id.clone());
+    let info = services
+        .store
+        .send(store::DirectChannel { world, members })
+        .await??
+        .map_err(refusal)?;
+    Ok(wire::channel(&info))
+}
+
+/// `chat.channels` of the `authenticated` frame.
+pub async fn channels(services: &Services, world: &WorldId, user: &UserId) -> Result<Vec<Value>, Error> {
+    let list = services
+        .store
+        .send(store::ChannelsOf {
+            world: world.clone(),
+            user: user.clone(),
+        })
+        .await??;
+    Ok(list.iter().map(wire::channel).collect())
+}
+
+/// `chat.send`: stores the event, starts a call for call content, and pushes `chat.event` to
+/// every live socket of every member.
+pub async fn send(
+    services: Services,
+    world: WorldId,
+    sender: UserRecord,
+    channel: String,
+    content: SendContent,
+) -> Result<Value, Error> {
+    if !may_chat(&services, &world, &sender).await? {
+        return Err(Error::ChatDenied);
+    }
+    let content = match content {
+        SendContent::Text(v) => NewContent::Message(v),
+        SendContent::Call => NewContent::Call,
+    };
+    let appended = services
+        .store
+        .send(store::AppendEvent {
+            world: world.clone(),
+            channel,
+            sender: sender.id.clone(),
+            event_type: "channel.message".into(),
+            content,
+        })
+        .await??
+        .map_err(refusal)?;
+    if let Some(call) = &appended.call {
+        log::info!("chat: world={world} call={call} started by user={}", sender.id);
+        services.balancer.do_send(PlaceCall {
+            world: world.clone(),
+            call: call.clone(),
+        });
+    }
+    let event = wire::chat_event(&appended.event);
+    let pushed: Arc<str> = frame::event("chat.event", event.clone()).into();
+    services.registry.do_send(PushToUsers {
+        users: appended.members,
+        push: Push::Frame(pushed),
+        except: None,
+    });
+    Ok(json!({ "event": event }))
+}
+
+/// `chat.fetch`: a page of events, oldest first; members only.
+pub async fn fetch(
+    services: Services,
+    world: WorldId,
+    user: UserId,
+    channel: String,
+    count: u32,
+    before_id: Option<i64>,
+) -> Result<Value, Error> {
+    let events = services
+        .store
+        .send(store::FetchEvents {
+            world,
+            channel,
+            user,
+            count,
+            before_id,
+        })
+        .await??
+        .map_err(refusal)?;
+    Ok(json!({ "results": events.iter().map(wire::chat_event).collect::<Vec<_>>() }))
+}
+
+/// `bbb.call_url`: a moderator join URL for invited members. Anything wrong with the call is
+/// `bbb.failed`, as venueless clients expect.
+pub async fn call_url(
+    services: Services,
+    world: WorldId,
+    user: UserRecord,
+    call: Option<String>,
+) -> Result<Value, Error> {
+    let display_name = display_name(&user.profile).ok_or(Error::MissingProfile)?;
+    let call = call.filter(|c| is_uuid(c)).ok_or(Error::BbbFailed)?;
+    let record = services
+        .store
+        .send(store::GetCall {
+            world: world.clone(),
+            call,
+        })
+        .await??
+        .ok_or(Error::BbbFailed)?;
+    if !record.invited.contains(&user.id) {
+        log::info!("chat: user={} not invited to call={}", user.id, record.id);
+        return Err(Error::BbbFailed);
+    }
+    let url = services
+        .balancer
+        .send(JoinCall {
+            world,
+            call: CallId(record.id.0),
+            joiner: Joiner {
+                user_id: user.id.0.clone(),
+                display_name,
+                avatar_url: avatar_url(&user.profile),
+                moderator: true,
+            },
+        })
+        .await??;
+    Ok(json!({ "url": url }))
+}
