@@ -28,6 +28,8 @@ pub struct Services {
     pub registry: Addr<SessionRegistry>,
     pub balancer: Addr<BbbBalancer>,
     pub metrics: Metrics,
+    /// The address the HTTP server is bound to (the reload needs it for the simulator server).
+    pub local_addr: std::net::SocketAddr,
 }
 
 /// Why the service could not start.
@@ -127,6 +129,7 @@ impl Application {
             registry,
             balancer,
             metrics,
+            local_addr: local,
         };
         let data = web::Data::new(services.clone());
         let server = HttpServer::new(move || {

@@ -54,6 +54,7 @@ struct Inner {
     registry: Registry,
     sockets_open: Gauge,
     sessions_authenticated: Gauge,
+    users_online: Gauge,
     requests: Family<RequestLabels, Counter>,
     logins: Family<OutcomeLabels, Counter>,
     login_seconds: Histogram,
@@ -87,6 +88,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("bbb_gateway");
         let sockets_open = Gauge::default();
         let sessions_authenticated = Gauge::default();
+        let users_online = Gauge::default();
         let requests = Family::<RequestLabels, Counter>::default();
         let logins = Family::<OutcomeLabels, Counter>::default();
         let login_seconds = Histogram::new(latency_buckets());
@@ -102,6 +104,11 @@ impl Metrics {
             "sessions_authenticated",
             "Authenticated WebSocket sessions",
             sessions_authenticated.clone(),
+        );
+        registry.register(
+            "users_online",
+            "Distinct users with an authenticated socket",
+            users_online.clone(),
         );
         registry.register(
             "requests",
@@ -148,6 +155,7 @@ impl Metrics {
             registry,
             sockets_open,
             sessions_authenticated,
+            users_online,
             requests,
             logins,
             login_seconds,
@@ -169,6 +177,10 @@ impl Metrics {
         if authenticated {
             self.0.sessions_authenticated.dec();
         }
+    }
+
+    pub fn set_users_online(&self, users: usize) {
+        self.0.users_online.set(users as i64);
     }
 
     pub fn login(&self, elapsed: Duration, outcome: &str) {

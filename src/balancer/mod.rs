@@ -863,3 +863,188 @@ impl Handler<JoinCall> for BbbBalancer {
         join_url(ensured, sign)
     }
 }
+
+/// Why an operator's request about servers or rooms was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminRefusal {
+    UnknownServer,
+    /// The target server is inactive, unhealthy, or exclusive to another world.
+    Unusable,
+}
+
+/// Sent by the admin API: enable or disable a server at runtime (persisted). A disabled
+/// server gets no new meetings; its rooms move on their next join.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<ServerStatus, AdminRefusal>")]
+pub struct SetServerActive {
+    pub server: ServerId,
+    pub active: bool,
+}
+
+impl Handler<SetServerActive> for BbbBalancer {
+    type Result = ResponseActFuture<Self, Result<ServerStatus, AdminRefusal>>;
+
+    fn handle(&mut self, msg: SetServerActive, _: &mut Context<Self>) -> Self::Result {
+        let Some(server) = self.server_mut(&msg.server) else {
+            return Box::pin(actix::fut::ready(Err(AdminRefusal::UnknownServer)));
+        };
+        server.override_active = Some(msg.active);
+        log::info!(
+            "balancer: server={} {} by an operator",
+            msg.server,
+            if msg.active { "enabled" } else { "disabled" }
+        );
+        let save = self.store.send(store::SaveServerOverride {
+            server: msg.server.clone(),
+            active: msg.active,
+        });
+        Box::pin(save.into_actor(self).map(move |result, act, _| {
+            if !matches!(result, Ok(Ok(()))) {
+                log::error!("balancer: saving the override of server={} failed", msg.server);
+            }
+            act.server(&msg.server)
+                .map(Server::status)
+                .ok_or(AdminRefusal::UnknownServer)
+        }))
+    }
+}
+
+/// What a move did.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Moved {
+    pub previous_server: Option<ServerId>,
+    pub server: ServerId,
+    /// Whether the meeting was ended on the previous server (false when there was none, or
+    /// that server could not be reached).
+    pub meeting_ended: bool,
+}
+
+/// Sent by the admin API: end the room's meeting on its current server and re-home the room on
+/// `server`; the next join creates the meeting there with the same meetingID and passwords.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Moved, AdminRefusal>")]
+pub struct MoveRoom {
+    pub world: WorldId,
+    pub room: RoomId,
+    pub server: ServerId,
+    /// Guest policy for a record that does not exist yet.
+    pub guest_policy: &'static str,
+}
+
+impl Handler<MoveRoom> for BbbBalancer {
+    type Result = ResponseActFuture<Self, Result<Moved, AdminRefusal>>;
+
+    fn handle(&mut self, msg: MoveRoom, _: &mut Context<Self>) -> Self::Result {
+        let Some(target) = self.server(&msg.server) else {
+            return Box::pin(actix::fut::ready(Err(AdminRefusal::UnknownServer)));
+        };
+        if !target.candidate().usable_by(&msg.world, Purpose::Room) {
+            return Box::pin(actix::fut::ready(Err(AdminRefusal::Unusable)));
+        }
+        let key = room_key(&msg.world, &msg.room);
+        let meeting = self.meetings.entry(key.clone()).or_insert_with(|| Meeting {
+            record: new_record(&key, msg.guest_policy),
+            dirty: true,
+            confirmed_until: None,
+            waiters: None,
+        });
+        let previous = meeting.record.server.replace(msg.server.clone());
+        meeting.confirmed_until = None;
+        meeting.dirty = true;
+        let record = meeting.record.clone();
+        if let Some(server) = self.server_mut(&msg.server) {
+            server.placed_since_poll += 1;
+        }
+        let old_endpoint = previous
+            .as_ref()
+            .and_then(|id| self.server(id))
+            .map(|s| s.endpoint.clone());
+        log::info!(
+            "balancer: {key} moved by an operator from {} to server={}",
+            previous.as_ref().map(ServerId::as_str).unwrap_or("nowhere"),
+            msg.server
+        );
+        let client = self.client.clone();
+        let store = self.store.clone();
+        let meeting_id = record.secrets.meeting_id.clone();
+        let work = async move {
+            let ended = match &old_endpoint {
+                Some(endpoint) => Some((endpoint.id.clone(), client.end(endpoint, &meeting_id).await)),
+                None => None,
+            };
+            let saved = matches!(store.send(store::SaveMeeting { record }).await, Ok(Ok(())));
+            (ended, saved)
+        };
+        Box::pin(work.into_actor(self).map(move |(ended, saved), act, _| {
+            if saved {
+                if let Some(m) = act.meetings.get_mut(&key) {
+                    m.dirty = false;
+                }
+            }
+            let meeting_ended = match ended {
+                Some((id, Ok(()))) => {
+                    act.record_call_success(&id);
+                    true
+                }
+                Some((id, Err(e))) => {
+                    act.record_failure(&id, &e);
+                    false
+                }
+                None => false,
+            };
+            Ok(Moved {
+                previous_server: previous,
+                server: msg.server,
+                meeting_ended,
+            })
+        }))
+    }
+}
+
+/// Sent by the admin reload: the new server list. Servers that stay keep their health, load
+/// and overrides; removed servers' meetings move on their next join.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ReplaceServers {
+    pub servers: Vec<ServerConfig>,
+    pub settings: BalancerSettings,
+}
+
+impl Handler<ReplaceServers> for BbbBalancer {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReplaceServers, ctx: &mut Context<Self>) {
+        let mut old: HashMap<ServerId, Server> =
+            self.servers.drain(..).map(|s| (s.id().clone(), s)).collect();
+        let mut added = false;
+        self.servers = msg
+            .servers
+            .iter()
+            .map(|config| match old.remove(&config.id) {
+                Some(previous) => {
+                    let mut server = Server::new(config, previous.override_active);
+                    server.healthy = previous.healthy;
+                    server.fail_streak = previous.fail_streak;
+                    server.ok_streak = previous.ok_streak;
+                    server.polled_cost = previous.polled_cost;
+                    server.polled_meetings = previous.polled_meetings;
+                    server.polled_participants = previous.polled_participants;
+                    server.placed_since_poll = previous.placed_since_poll;
+                    server.last_poll_at = previous.last_poll_at;
+                    server.last_error = previous.last_error;
+                    server.polling = previous.polling;
+                    server
+                }
+                None => {
+                    added = true;
+                    Server::new(config, None)
+                }
+            })
+            .collect();
+        self.settings = msg.settings;
+        log::info!("balancer: server list reloaded ({} servers)", self.servers.len());
+        if added {
+            self.poll_all(ctx);
+        }
+    }
+}

@@ -1,4 +1,6 @@
-//! HTTP routes: the WebSocket endpoint, the test page, health and metrics.
+//! HTTP routes: the WebSocket endpoint, the test page, health, metrics and the admin API.
+
+pub mod admin;
 
 use actix_web::{web, HttpResponse};
 
@@ -6,6 +8,7 @@ use serde_json::json;
 
 use crate::app::Services;
 use crate::balancer::ListServers;
+use crate::registry::GetCounts;
 use crate::session;
 use crate::store;
 
@@ -17,7 +20,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .route("/_bbb.css", web::get().to(bbb_css))
         .route("/metrics", web::get().to(metrics))
-        .route("/", web::get().to(index));
+        .route("/", web::get().to(index))
+        .configure(admin::routes);
 }
 
 /// 200 whenever the process serves HTTP.
@@ -58,6 +62,9 @@ body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; }
 ";
 
 async fn metrics(services: web::Data<Services>) -> HttpResponse {
+    if let Ok(counts) = services.registry.send(GetCounts).await {
+        services.metrics.set_users_online(counts.users);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(services.metrics.render())

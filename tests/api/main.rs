@@ -1,5 +1,6 @@
 //! The one integration-test binary: the real app on port 0, real WebSocket clients.
 
+mod admin;
 mod auth;
 mod bbb;
 mod chat;
