@@ -197,3 +197,41 @@ pub fn complete_for_listener(settings: &mut Settings, local: std::net::SocketAdd
         });
     }
 }
+
+/// Binds a listening socket with a deep accept backlog, so thousands of browsers connecting in
+/// the same second are queued rather than refused (std's `TcpListener::bind` uses 128).
+pub fn bind_listener(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
+/// Serves only the BBB simulator (and `/healthz`) on `listener`: the BBB side of benchmarks,
+/// in its own process so its CPU and its counters are separate from the gateway's.
+pub fn simulator_only(settings: &Settings, listener: TcpListener) -> Result<Server, StartError> {
+    let public_url = match listener.local_addr() {
+        Ok(addr) if settings.server.public_url.is_empty() => format!("http://{addr}"),
+        _ => settings.public_url(),
+    };
+    let state = web::Data::new(SimulatorState::new(
+        settings.simulator.secret.expose().to_string(),
+        public_url,
+    ));
+    let server = HttpServer::new(move || {
+        let state = state.clone();
+        App::new()
+            .route(
+                "/healthz",
+                web::get().to(|| async { actix_web::HttpResponse::Ok().finish() }),
+            )
+            .configure(move |cfg| crate::simulator::configure(cfg, state))
+    })
+    .backlog(4096)
+    .listen(listener)
+    .map_err(|e| StartError(format!("cannot listen: {e}")))?
+    .run();
+    Ok(server)
+}

@@ -1,24 +1,27 @@
-//! Command line: `bbb-gateway [--config PATH] [--bind ADDR:PORT]`. Loads settings (exit 2 when
-//! they are invalid), sets up logging and runs the service.
+//! Command line: `bbb-gateway [--config PATH] [--bind ADDR:PORT] [--simulate-only]`. Loads
+//! settings (exit 2 when they are invalid), sets up logging and runs the service, or with
+//! `--simulate-only` only the BBB simulator (the BBB side of benchmarks).
 
-use std::net::TcpListener;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bbb_gateway::app::Application;
+use bbb_gateway::app::{self, Application};
 use bbb_gateway::config;
 
-const USAGE: &str = "usage: bbb-gateway [--config PATH] [--bind ADDR:PORT]";
+const USAGE: &str = "usage: bbb-gateway [--config PATH] [--bind ADDR:PORT] [--simulate-only]";
 
 struct Cli {
     config: PathBuf,
     bind: Option<String>,
+    simulate_only: bool,
 }
 
 fn parse_args() -> Result<Cli, String> {
     let mut cli = Cli {
         config: PathBuf::from("settings.toml"),
         bind: None,
+        simulate_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -35,6 +38,7 @@ fn parse_args() -> Result<Cli, String> {
         match flag.as_str() {
             "--config" => cli.config = PathBuf::from(value("--config")?),
             "--bind" => cli.bind = Some(value("--bind")?),
+            "--simulate-only" => cli.simulate_only = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -63,19 +67,38 @@ async fn main() -> ExitCode {
         }
     };
     if let Some(bind) = cli.bind {
-        if let Err(e) = bind.parse::<std::net::SocketAddr>() {
+        settings.server.bind = bind;
+    }
+    let addr: SocketAddr = match settings.server.bind.parse() {
+        Ok(a) => a,
+        Err(e) => {
             eprintln!("bbb-gateway: invalid settings: --bind: not an ADDRESS:PORT: {e}");
             return ExitCode::from(2);
         }
-        settings.server.bind = bind;
-    }
-    let listener = match TcpListener::bind(&settings.server.bind) {
+    };
+    let listener = match app::bind_listener(addr) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("bbb-gateway: cannot bind {}: {e}", settings.server.bind);
+            eprintln!("bbb-gateway: cannot bind {addr}: {e}");
             return ExitCode::from(1);
         }
     };
+    if cli.simulate_only {
+        log::info!("simulator only, listening on {addr}");
+        return match app::simulator_only(&settings, listener) {
+            Ok(server) => match server.await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("bbb-gateway: {e}");
+                    ExitCode::from(1)
+                }
+            },
+            Err(e) => {
+                eprintln!("bbb-gateway: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     log::info!(
         "listening on {} (public URL {})",
         settings.server.bind,

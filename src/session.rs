@@ -3,6 +3,7 @@
 //! the data, and turns their answers into frames. Requests run concurrently, so replies may
 //! complete out of order; each carries its request's id.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,6 +53,9 @@ pub async fn ws_route(
         max_frame_bytes,
         heartbeat: Duration::from_millis(settings.server.heartbeat_interval_ms),
         client_timeout: Duration::from_millis(settings.server.client_timeout_ms),
+        outbox: VecDeque::new(),
+        sent_of_head: 0,
+        close_after: None,
     };
     ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(max_frame_bytes)
@@ -76,7 +80,19 @@ pub struct Session {
     max_frame_bytes: usize,
     heartbeat: Duration,
     client_timeout: Duration,
+    /// Frames waiting behind a large frame that is being sent in fragments.
+    outbox: VecDeque<String>,
+    /// Bytes of the outbox's first frame already sent.
+    sent_of_head: usize,
+    /// A close waiting for the outbox to drain.
+    close_after: Option<CloseCode>,
 }
+
+/// Frames longer than this go out as WebSocket fragments of `FRAGMENT_BYTES`, one per actor
+/// turn, so no connection buffer grows to the size of a large frame (actix keeps write buffers
+/// up to 128 KiB per connection, which at 10,000 sockets would be most of the memory).
+const FRAGMENT_THRESHOLD: usize = 8 * 1024;
+const FRAGMENT_BYTES: usize = 4 * 1024;
 
 type Ctx = ws::WebsocketContext<Session>;
 
@@ -87,7 +103,7 @@ impl Actor for Session {
         self.services.metrics.socket_opened();
         if !self.known_world {
             log::info!("session: conn={} unknown world={}", self.conn, self.world);
-            ctx.text(frame::error(None, &Error::UnknownWorld));
+            self.send(ctx, frame::error(None, &Error::UnknownWorld));
             self.close(ctx, CloseCode::Policy);
             return;
         }
@@ -152,20 +168,20 @@ impl Handler<Push> for Session {
 
     fn handle(&mut self, push: Push, ctx: &mut Ctx) {
         match push {
-            Push::Frame(text) => ctx.text(&*text),
+            Push::Frame(text) => self.send(ctx, text.to_string()),
             Push::ProfileChanged { profile, frame } => {
                 if let Some(user) = &mut self.user {
                     user.record.profile = profile;
                 }
-                ctx.text(&*frame);
+                self.send(ctx, frame.to_string());
             }
             Push::Replaced => {
-                ctx.text(frame::error(None, &Error::ConnectionReplaced));
+                self.send(ctx, frame::error(None, &Error::ConnectionReplaced));
                 self.user = None;
                 self.close(ctx, CloseCode::Policy);
             }
             Push::Reload => {
-                ctx.text(frame::event("connection.reload", json!({})));
+                self.send(ctx, frame::event("connection.reload", json!({})));
                 self.close(ctx, CloseCode::Policy);
             }
         }
@@ -173,7 +189,12 @@ impl Handler<Push> for Session {
 }
 
 impl Session {
+    /// Closes once every queued frame is out.
     fn close(&mut self, ctx: &mut Ctx, code: CloseCode) {
+        if !self.outbox.is_empty() {
+            self.close_after = Some(code);
+            return;
+        }
         ctx.close(Some(CloseReason {
             code,
             description: None,
@@ -181,8 +202,59 @@ impl Session {
         ctx.stop();
     }
 
-    fn send_error(&self, ctx: &mut Ctx, id: Option<&Value>, error: &Error) {
-        ctx.text(frame::error(id, error));
+    /// Sends a text frame, in order with every frame before it. Large frames are fragmented.
+    fn send(&mut self, ctx: &mut Ctx, text: String) {
+        if self.outbox.is_empty() && text.len() <= FRAGMENT_THRESHOLD {
+            ctx.text(text);
+            return;
+        }
+        self.outbox.push_back(text);
+        if self.outbox.len() == 1 {
+            self.pump(ctx);
+        }
+    }
+
+    /// Sends the next piece of the outbox: small frames whole, a large one fragment by fragment
+    /// (one fragment per turn, so each is flushed before the next is written).
+    fn pump(&mut self, ctx: &mut Ctx) {
+        while let Some(head) = self.outbox.front() {
+            if self.sent_of_head == 0 && head.len() <= FRAGMENT_THRESHOLD {
+                if let Some(text) = self.outbox.pop_front() {
+                    ctx.text(text);
+                }
+                continue;
+            }
+            let start = self.sent_of_head;
+            let mut end = (start + FRAGMENT_BYTES).min(head.len());
+            while !head.is_char_boundary(end) {
+                end -= 1;
+            }
+            let piece = bytes::Bytes::copy_from_slice(head.as_bytes().get(start..end).unwrap_or_default());
+            let last = end == head.len();
+            let item = match (start == 0, last) {
+                (true, _) => actix_http::ws::Item::FirstText(piece),
+                (false, false) => actix_http::ws::Item::Continue(piece),
+                (false, true) => actix_http::ws::Item::Last(piece),
+            };
+            ctx.write_raw(ws::Message::Continuation(item));
+            if last {
+                self.outbox.pop_front();
+                self.sent_of_head = 0;
+            } else {
+                self.sent_of_head = end;
+            }
+            if !self.outbox.is_empty() {
+                ctx.run_later(Duration::ZERO, |act, ctx| act.pump(ctx));
+                return;
+            }
+        }
+        if let Some(code) = self.close_after.take() {
+            self.close(ctx, code);
+        }
+    }
+
+    fn send_error(&mut self, ctx: &mut Ctx, id: Option<&Value>, error: &Error) {
+        self.send(ctx, frame::error(id, error));
     }
 
     /// Counts a frame against the rate limit; a refused frame is answered here.
@@ -246,7 +318,7 @@ impl Session {
                 self.services.metrics.request("", e.error.code());
                 self.send_error(ctx, e.id.as_ref(), &e.error);
             }
-            Ok(Frame::Ping(x)) => ctx.text(frame::event("pong", x)),
+            Ok(Frame::Ping(x)) => self.send(ctx, frame::event("pong", x)),
             Ok(Frame::Authenticate { id, body }) => {
                 if self.user.is_some() {
                     self.services
@@ -352,8 +424,10 @@ impl Session {
                     act.world,
                     record.id
                 );
-                let body = wire::authenticated(wire::user(&record), view.config, channels);
-                ctx.text(frame::event("authenticated", body));
+                act.send(
+                    ctx,
+                    wire::authenticated_frame(&wire::user(&record), &view.config, channels),
+                );
                 act.user = Some(SessionUser { record });
             }
             Err(e) => {
@@ -370,14 +444,14 @@ impl Session {
     {
         let metrics = self.services.metrics.clone();
         fut.into_actor(self)
-            .map(move |result, _act, ctx| match result {
+            .map(move |result, act, ctx| match result {
                 Ok(data) => {
                     metrics.request(&action, "success");
-                    ctx.text(frame::success(&id, data));
+                    act.send(ctx, frame::success(&id, data));
                 }
                 Err(e) => {
                     metrics.request(&action, e.code());
-                    ctx.text(frame::error(Some(&id), &e));
+                    act.send(ctx, frame::error(Some(&id), &e));
                 }
             })
             .spawn(ctx);

@@ -8,7 +8,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use serde_json::Value;
 
 use crate::config::{BbbRoomConfig, RoomSettings, Settings, WorldSettings};
 use crate::error::Error;
@@ -59,9 +58,15 @@ impl WorldEntry {
     }
 }
 
+/// The most distinct trait sets whose world views are kept; beyond it the cache starts over.
+const VIEW_CACHE_LIMIT: usize = 4096;
+
 /// Resolves rights; see the module docs.
 pub struct PermissionActor {
     worlds: HashMap<WorldId, WorldEntry>,
+    /// `world.config` per (world, trait set) for users without explicit grants or moderation:
+    /// at a keynote thousands of logins share a handful of trait sets.
+    view_cache: HashMap<(WorldId, String), WorldView>,
     stored_grants: HashMap<(WorldId, UserId), ExplicitGrants>,
     moderation: HashMap<(WorldId, UserId), Moderation>,
     store: Addr<StoreActor>,
@@ -88,6 +93,7 @@ impl PermissionActor {
         }
         Self {
             worlds: Self::index(settings),
+            view_cache: HashMap::new(),
             stored_grants,
             moderation: moderation.into_iter().map(|(w, u, m)| ((w, u), m)).collect(),
             store,
@@ -104,6 +110,28 @@ impl PermissionActor {
 
     fn world(&self, world: &WorldId) -> Result<&WorldEntry, Error> {
         self.worlds.get(world).ok_or(Error::UnknownWorld)
+    }
+
+    /// The cache key of a principal whose rights depend on its traits alone, if it is one.
+    fn shared_view_key(
+        &self,
+        world: &WorldId,
+        entry: &WorldEntry,
+        principal: &Principal,
+    ) -> Option<(WorldId, String)> {
+        let has_stored = principal
+            .id
+            .as_ref()
+            .is_some_and(|id| self.stored_grants.contains_key(&(world.clone(), id.clone())));
+        let has_configured = principal
+            .token_uid
+            .as_ref()
+            .is_some_and(|uid| entry.grants_by_uid.contains_key(uid));
+        if has_stored || has_configured || self.moderation_of(world, principal) != Moderation::None {
+            return None;
+        }
+        let traits: Vec<&str> = principal.traits.iter().map(String::as_str).collect();
+        Some((world.clone(), traits.join("\u{1f}")))
     }
 
     fn moderation_of(&self, world: &WorldId, principal: &Principal) -> Moderation {
@@ -186,12 +214,13 @@ impl Handler<GetWorldRights> for PermissionActor {
     }
 }
 
-/// What a session needs after login: rights plus the `world.config` the user may see.
+/// What a session needs after login: rights plus the `world.config` the user may see, as
+/// JSON text (shared between users with the same view).
 #[derive(Clone, Debug)]
 pub struct WorldView {
     pub rights: Rights,
     pub world: Arc<WorldSettings>,
-    pub config: Value,
+    pub config: Arc<str>,
 }
 
 /// Sent by a session after login: the user's rights and their `world.config`.
@@ -207,7 +236,11 @@ impl Handler<GetWorldView> for PermissionActor {
 
     fn handle(&mut self, msg: GetWorldView, _: &mut Context<Self>) -> Self::Result {
         let entry = self.world(&msg.world)?;
-        Ok(self.with_subject(&msg.world, entry, &msg.principal, |s| {
+        let key = self.shared_view_key(&msg.world, entry, &msg.principal);
+        if let Some(view) = key.as_ref().and_then(|k| self.view_cache.get(k)) {
+            return Ok(view.clone());
+        }
+        let view = self.with_subject(&msg.world, entry, &msg.principal, |s| {
             let permissions = entry.rules.world_permissions(s);
             let rooms = entry
                 .settings
@@ -219,14 +252,23 @@ impl Handler<GetWorldView> for PermissionActor {
                 })
                 .collect();
             WorldView {
-                config: wire::world_config(&entry.settings, &permissions, rooms),
+                config: wire::world_config(&entry.settings, &permissions, rooms)
+                    .to_string()
+                    .into(),
                 rights: Rights {
                     moderation: s.moderation,
                     permissions,
                 },
                 world: entry.settings.clone(),
             }
-        }))
+        });
+        if let Some(key) = key {
+            if self.view_cache.len() >= VIEW_CACHE_LIMIT {
+                self.view_cache.clear();
+            }
+            self.view_cache.insert(key, view.clone());
+        }
+        Ok(view)
     }
 }
 
@@ -295,6 +337,7 @@ impl Handler<ApplyModeration> for PermissionActor {
         Box::pin(request.into_actor(self).map(move |res, act, _| {
             let user = res??;
             if let Some(user) = &user {
+                // Moderated users never use the shared cache; nothing to invalidate.
                 let key = (msg.world, user.id.clone());
                 if msg.state == Moderation::None {
                     act.moderation.remove(&key);
@@ -325,5 +368,6 @@ impl Handler<ReplaceWorlds> for PermissionActor {
 
     fn handle(&mut self, msg: ReplaceWorlds, _: &mut Context<Self>) {
         self.worlds = Self::index(&msg.settings);
+        self.view_cache.clear();
     }
 }

@@ -69,17 +69,15 @@ pub fn world_config(world: &WorldSettings, permissions: &BTreeSet<String>, rooms
     })
 }
 
-/// The `authenticated` frame's body: exactly seven keys.
-pub fn authenticated(user_config: Value, world_config: Value, channels: Vec<Value>) -> Value {
-    json!({
-        "user.config": user_config,
-        "world.config": world_config,
-        "chat.channels": channels,
-        "chat.read_pointers": {},
-        "chat.notification_counts": {},
-        "exhibition": {"exhibitors": [], "contact_requests": []},
-        "announcements": [],
-    })
+/// The whole `authenticated` frame: exactly seven keys. `world_config` is JSON text (shared
+/// between users with the same view), spliced in without parsing it again.
+pub fn authenticated_frame(user_config: &Value, world_config: &str, channels: Vec<Value>) -> String {
+    format!(
+        "[\"authenticated\",{{\"user.config\":{user_config},\"world.config\":{world_config},\"chat.channels\":{},\
+         \"chat.read_pointers\":{{}},\"chat.notification_counts\":{{}},\
+         \"exhibition\":{{\"exhibitors\":[],\"contact_requests\":[]}},\"announcements\":[]}}]",
+        Value::Array(channels)
+    )
 }
 
 /// REC: one recording with start and end in the world's time zone (ISO-8601 with offset) and

@@ -382,3 +382,44 @@ async fn calls_are_never_placed_on_rooms_only_servers() {
         .to_string();
     assert!(url.contains("/simulator/rooms/"), "{url}");
 }
+
+#[actix_web::test]
+async fn large_replies_arrive_whole_in_fragments_and_in_order() {
+    let app = spawn_app_with(|s| s.replace("requests_per_second = 50", "requests_per_second = 0")).await;
+    let mut a = person(&app, "a", "Ann").await;
+    let b = person(&app, "b", "Ben").await;
+    let channel = ok(&dm(&mut a, &[&b.id]).await)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = "ü".repeat(1500); // 3000 bytes of two-byte characters
+    for _ in 0..10 {
+        ok(&send_text(&mut a, &channel, &body).await);
+    }
+    let before = a.ws.fragmented_messages;
+    // Pings sent while the large reply goes out in fragments must neither be lost nor land
+    // inside it (an interleaved frame would break the reassembly).
+    a.ws.send_json(json!(["chat.fetch", "big", {"channel": channel, "count": 10}]))
+        .await;
+    for i in 0..20 {
+        a.ws.send_json(json!(["ping", i])).await;
+        actix_web::rt::time::sleep(Duration::from_micros(300)).await;
+    }
+    let (mut big, mut pongs) = (None, 0);
+    while big.is_none() || pongs < 20 {
+        let v = a.ws.recv().await;
+        if v[1] == "big" {
+            big = Some(v);
+        } else if v[0] == "pong" {
+            pongs += 1;
+        }
+    }
+    let big = big.unwrap();
+    let results = ok(&big)["results"].as_array().unwrap();
+    assert_eq!(results.len(), 10);
+    assert!(results.iter().all(|e| e["content"]["body"] == body.as_str()));
+    assert!(
+        a.ws.fragmented_messages > before,
+        "a reply over 8 KiB is fragmented"
+    );
+}

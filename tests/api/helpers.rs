@@ -274,6 +274,10 @@ type Framed = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
 pub struct Ws {
     framed: Framed,
     next_id: u64,
+    /// A fragmented text message being reassembled.
+    partial: Option<Vec<u8>>,
+    /// How many messages arrived in fragments.
+    pub fragmented_messages: usize,
 }
 
 /// What the server sent: a JSON text frame, or a close.
@@ -291,7 +295,12 @@ impl Ws {
             .connect()
             .await
             .expect("websocket connects");
-        Ws { framed, next_id: 1 }
+        Ws {
+            framed,
+            next_id: 1,
+            partial: None,
+            fragmented_messages: 0,
+        }
     }
 
     pub async fn send_text(&mut self, text: &str) {
@@ -332,6 +341,21 @@ impl Ws {
                         serde_json::from_slice(&bytes).expect("server sends JSON"),
                     ));
                 }
+                Some(Ok(ws::Frame::Continuation(item))) => match item {
+                    actix_http::ws::Item::FirstText(b) => self.partial = Some(b.to_vec()),
+                    actix_http::ws::Item::Continue(b) => {
+                        self.partial.as_mut().expect("continuation").extend_from_slice(&b)
+                    }
+                    actix_http::ws::Item::Last(b) => {
+                        let mut whole = self.partial.take().expect("continuation");
+                        whole.extend_from_slice(&b);
+                        self.fragmented_messages += 1;
+                        return Some(Received::Json(
+                            serde_json::from_slice(&whole).expect("server sends JSON"),
+                        ));
+                    }
+                    actix_http::ws::Item::FirstBinary(_) => panic!("server sent binary"),
+                },
                 Some(Ok(ws::Frame::Close(reason))) => return Some(Received::Close(reason)),
                 Some(Ok(ws::Frame::Ping(p))) => {
                     let _ = self.framed.send(ws::Message::Pong(p)).await;

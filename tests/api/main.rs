@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod bbb;
+mod browser;
 mod chat;
 mod helpers;
 mod protocol;
