@@ -489,6 +489,8 @@ fn main() {
         })
     });
     let rss_before = o.pid.and_then(|pid| rss_kib(pid, "VmRSS:"));
+    let sim_url = o.sim_url.clone().unwrap_or_else(|| o.url.clone());
+    let sim_before = actix_rt::System::new().block_on(simulator_stats(&sim_url));
     let setup_started = Instant::now();
     let workers: Vec<_> = (0..threads)
         .map(|t| {
@@ -546,14 +548,13 @@ fn main() {
     if let Some(s) = sampler {
         let _ = s.join();
     }
-    let sim_url = o.sim_url.clone().unwrap_or_else(|| o.url.clone());
     let sim = rt.block_on(simulator_stats(&sim_url));
     let report = report(
         &o,
         &mut stats,
         elapsed,
         setup,
-        sim.as_ref(),
+        (sim_before.as_ref(), sim.as_ref()),
         rss_before,
         rss_connected,
         &peak_rss,
@@ -568,7 +569,7 @@ fn report(
     stats: &mut Stats,
     elapsed: Duration,
     setup: Duration,
-    sim: Option<&Value>,
+    (sim_before, sim): (Option<&Value>, Option<&Value>),
     rss_before: Option<u64>,
     rss_connected: Option<u64>,
     peak: &Mutex<u64>,
@@ -577,9 +578,21 @@ fn report(
     let secs = elapsed.as_secs_f64().max(1e-9);
     let mut creates_per_meeting = BTreeMap::new();
     let mut meetings_per_server = BTreeMap::new();
+    let meetings_of = |stats: Option<&Value>, name: &str| {
+        stats
+            .and_then(|s| s.get("instances"))
+            .and_then(|i| i.get(name))
+            .and_then(|i| i.get("meetings"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    };
     if let Some(instances) = sim.and_then(|s| s.get("instances")).and_then(Value::as_object) {
         for (name, inst) in instances {
-            meetings_per_server.insert(name.clone(), inst.get("meetings").cloned().unwrap_or(json!(0)));
+            // Only what this run added: the simulator may hold meetings of earlier runs.
+            let added = meetings_of(sim, name) - meetings_of(sim_before, name);
+            if name != "default" || added != 0 {
+                meetings_per_server.insert(name.clone(), json!(added));
+            }
             for id in stats.meeting_ids.keys() {
                 if let Some(n) = inst
                     .get("creates")
@@ -616,6 +629,7 @@ fn report(
         "meetings": stats.meeting_ids.len(),
         "creates_per_meeting_max": creates_per_meeting.values().max().copied(),
         "meetings_per_server": meetings_per_server,
+        "meetings_per_server_spread": spread(&meetings_per_server),
         "gateway_rss_mib": {
             "before": mib(rss_before),
             "connected": mib(rss_connected),
@@ -623,6 +637,15 @@ fn report(
             "per_socket_kib": per_socket_kib.map(|k| (k * 100.0).round() / 100.0),
         },
     })
+}
+
+/// Max minus min meetings per server (null without servers).
+fn spread(per_server: &BTreeMap<String, Value>) -> Value {
+    let counts: Vec<i64> = per_server.values().filter_map(Value::as_i64).collect();
+    match (counts.iter().max(), counts.iter().min()) {
+        (Some(max), Some(min)) => json!(max - min),
+        _ => Value::Null,
+    }
 }
 
 fn print_human(r: &Value) {
@@ -657,7 +680,10 @@ fn print_human(r: &Value) {
         .as_object()
         .is_some_and(|m| !m.is_empty())
     {
-        println!("  meetings per simulated server: {}", r["meetings_per_server"]);
+        println!(
+            "  meetings placed per simulated server: {} (max - min = {})",
+            r["meetings_per_server"], r["meetings_per_server_spread"]
+        );
     }
     println!("  gateway RSS (MiB): {}", r["gateway_rss_mib"]);
 }

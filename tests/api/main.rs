@@ -5,6 +5,7 @@ mod auth;
 mod bbb;
 mod browser;
 mod chat;
+mod loadgen;
 mod helpers;
 mod protocol;
 mod startup;
