@@ -195,7 +195,7 @@ enum CreatePlan {
 }
 
 impl CreatePlan {
-    fn query(&self, record: &MeetingRecord) -> (String, Option<String>) {
+    fn query(&self, record: &MeetingRecord, end_callback: Option<&str>) -> (String, Option<String>) {
         match self {
             CreatePlan::Room {
                 world,
@@ -213,12 +213,15 @@ impl CreatePlan {
                         config,
                         disable_private_chat: *disable_private_chat,
                         voice_bridge: record.voice_bridge.as_deref(),
-                        end_callback: None,
+                        end_callback,
                     },
                 ),
                 config.presentation.clone(),
             ),
-            CreatePlan::Call { call } => (params::call_create(&record.secrets, call.as_str(), None), None),
+            CreatePlan::Call { call } => (
+                params::call_create(&record.secrets, call.as_str(), end_callback),
+                None,
+            ),
         }
     }
 }
@@ -474,7 +477,8 @@ impl BbbBalancer {
         meeting.waiters = Some(vec![tx]);
         let record = meeting.record.clone();
         let save = meeting.dirty.then(|| record.clone());
-        let (query, presentation) = plan.query(&record);
+        let callback = self.end_callback(&record.secrets);
+        let (query, presentation) = plan.query(&record, callback.as_deref());
         let store = self.store.clone();
         let client = self.client.clone();
         let secrets = record.secrets.clone();
@@ -499,6 +503,20 @@ impl BbbBalancer {
             .map(move |result, act, _| act.finish_create(&key, &server_id, endpoint, secrets, result))
             .spawn(ctx);
         Ok(Ensured::Wait(rx))
+    }
+
+    /// The URL BBB calls when the meeting ends, so a reused confirmation is dropped at once.
+    /// Only sent when joins may skip `create` (`create_reuse_ms` > 0); it carries a token only
+    /// the gateway and that BBB server can compute.
+    fn end_callback(&self, secrets: &MeetingSecrets) -> Option<String> {
+        (!self.settings.create_reuse.is_zero()).then(|| {
+            format!(
+                "{}/bbb/ended/{}/{}",
+                self.settings.public_url,
+                secrets.meeting_id,
+                end_token(secrets)
+            )
+        })
     }
 
     /// A usable server for a meeting being placed or moved, by SPEC §6.
@@ -628,6 +646,16 @@ impl BbbBalancer {
             self.publish(server);
         }
     }
+}
+
+/// The token of a meeting's end callback: derived from its moderator password.
+fn end_token(secrets: &MeetingSecrets) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!(
+        "bbb-gateway end {} {}",
+        secrets.meeting_id, secrets.moderator_pw
+    ));
+    hex::encode(digest).chars().take(32).collect()
 }
 
 /// Signs a join URL once the meeting is ready: now, or when its create completes.
@@ -1046,5 +1074,40 @@ impl Handler<ReplaceServers> for BbbBalancer {
         if added {
             self.poll_all(ctx);
         }
+    }
+}
+
+/// Sent by the `/bbb/ended/...` route when BBB reports that a meeting ended: the next join
+/// must create it again. Returns whether the meeting and token were recognised.
+#[derive(Message, Debug)]
+#[rtype(result = "bool")]
+pub struct MeetingEnded {
+    pub meeting_id: String,
+    pub token: String,
+}
+
+impl Handler<MeetingEnded> for BbbBalancer {
+    type Result = bool;
+
+    fn handle(&mut self, msg: MeetingEnded, _: &mut Context<Self>) -> bool {
+        let Some(meeting) = self
+            .meetings
+            .values_mut()
+            .find(|m| m.record.secrets.meeting_id == msg.meeting_id)
+        else {
+            return false;
+        };
+        let expected = end_token(&meeting.record.secrets);
+        let valid = expected.len() == msg.token.len()
+            && expected
+                .bytes()
+                .zip(msg.token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if valid {
+            meeting.confirmed_until = None;
+            log::info!("balancer: BBB reports {} ended", meeting.record.key);
+        }
+        valid
     }
 }

@@ -7,7 +7,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::app::Services;
-use crate::balancer::ListServers;
+use crate::balancer::{ListServers, MeetingEnded};
 use crate::registry::GetCounts;
 use crate::session;
 use crate::store;
@@ -19,6 +19,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/_bbb.css", web::get().to(bbb_css))
+        .route("/bbb/ended/{meeting_id}/{token}", web::get().to(meeting_ended))
+        .route("/bbb/ended/{meeting_id}/{token}", web::post().to(meeting_ended))
         .route("/metrics", web::get().to(metrics))
         .route("/", web::get().to(index))
         .configure(admin::routes);
@@ -46,6 +48,16 @@ async fn readyz(services: web::Data<Services>) -> HttpResponse {
 
 fn not_ready(reason: &str) -> HttpResponse {
     HttpResponse::ServiceUnavailable().json(json!({"ready": false, "reason": reason}))
+}
+
+/// BBB's end callback (`meta_endCallbackUrl`): the meeting is gone, so its next join creates it.
+async fn meeting_ended(path: web::Path<(String, String)>, services: web::Data<Services>) -> HttpResponse {
+    let (meeting_id, token) = path.into_inner();
+    match services.balancer.send(MeetingEnded { meeting_id, token }).await {
+        Ok(true) => HttpResponse::Ok().finish(),
+        Ok(false) => HttpResponse::NotFound().finish(),
+        Err(_) => HttpResponse::InternalServerError().finish(),
+    }
 }
 
 /// Styles for the BBB HTML5 client (`userdata-bbb_custom_style_url`).

@@ -313,7 +313,7 @@ async fn api(req: HttpRequest, body: Bytes, state: web::Data<SimulatorState>) ->
         }
         "getMeetingInfo" => get_meeting_info(&instance, &params),
         "isMeetingRunning" => is_meeting_running(&instance, &params),
-        "end" => end(&state, &instance, &name, &params),
+        "end" => end(&state, &instance, &name, &params).await,
         _ => get_recordings(&instance, &params),
     }
 }
@@ -509,14 +509,15 @@ fn is_meeting_running(instance: &Instance, params: &Params) -> HttpResponse {
     xml(out.finish())
 }
 
-fn end(state: &SimulatorState, instance: &Instance, name: &str, params: &Params) -> HttpResponse {
+async fn end(state: &SimulatorState, instance: &Instance, name: &str, params: &Params) -> HttpResponse {
     let Some(meeting_id) = params.non_empty("meetingID") else {
         return missing_meeting_id();
     };
     let ended = instance.data().end(meeting_id, now_ms(), &state.public_url);
-    if !ended {
+    let Some(callback) = ended else {
         return meeting_not_found();
-    }
+    };
+    notify_end(callback, meeting_id).await;
     log::info!("simulator[{name}]: ended meeting {meeting_id}");
     let mut out = render::XmlOut::response("SUCCESS");
     out.el("messageKey", "sentEndMeetingRequest").el(
@@ -525,6 +526,27 @@ fn end(state: &SimulatorState, instance: &Instance, name: &str, params: &Params)
          getMeetingInfo or isMeetingRunning API calls to verify that it was ended.",
     );
     xml(out.finish())
+}
+
+/// Calls a meeting's `meta_endCallbackUrl` as BBB does when a meeting ends (with `meetingID`
+/// appended). The simulator waits for it, so a test sees its effect as soon as `end` answers.
+async fn notify_end(callback: Option<String>, meeting_id: &str) {
+    let Some(url) = callback.filter(|u| u.starts_with("http://") || u.starts_with("https://")) else {
+        return;
+    };
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let query = crate::bbb::query::QueryBuilder::new()
+        .text("meetingID", meeting_id)
+        .flag("recordingmarks", false)
+        .finish();
+    let request = awc::Client::new()
+        .get(format!("{url}{separator}{query}"))
+        .timeout(std::time::Duration::from_secs(2))
+        .send();
+    match request.await {
+        Ok(response) => log::debug!("simulator: end callback answered {}", response.status()),
+        Err(e) => log::warn!("simulator: end callback failed: {e}"),
+    }
 }
 
 fn comma_list(text: &str) -> Vec<&str> {
@@ -656,7 +678,8 @@ async fn end_without_checksum(req: HttpRequest, state: web::Data<SimulatorState>
         return not_found("unknown instance");
     };
     let ended = instance.data().end(meeting_id, now_ms(), &state.public_url);
-    if ended {
+    if let Some(callback) = ended {
+        notify_end(callback, meeting_id).await;
         log::info!("simulator[{name}]: ended meeting {meeting_id} (test route)");
         HttpResponse::Ok().json(serde_json::json!({ "ended": true }))
     } else {

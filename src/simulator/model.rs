@@ -345,10 +345,14 @@ impl InstanceData {
     }
 
     /// Removes a meeting; a recorded meeting that anyone joined leaves a published recording.
-    pub(crate) fn end(&mut self, meeting_id: &str, now_ms: i64, public_url: &str) -> bool {
-        let Some(meeting) = self.meetings.remove(meeting_id) else {
-            return false;
-        };
+    /// Ends a meeting: `None` when there is none, else its end callback URL (if it has one).
+    pub(crate) fn end(&mut self, meeting_id: &str, now_ms: i64, public_url: &str) -> Option<Option<String>> {
+        let meeting = self.meetings.remove(meeting_id)?;
+        let callback = meeting
+            .metadata
+            .iter()
+            .find(|(k, _)| k == "endcallbackurl")
+            .map(|(_, v)| v.clone());
         self.ends_total += 1;
         if meeting.record && meeting.has_user_joined() {
             let record_id = meeting.internal_id.clone();
@@ -378,7 +382,7 @@ impl InstanceData {
                 metadata,
             });
         }
-        true
+        Some(callback)
     }
 
     /// Recordings of the given meetings (all when `None`), filtered by state (`any` = all).

@@ -531,3 +531,42 @@ async fn bbb_stylesheet_is_served() {
         .starts_with("text/css"));
     assert!(!res.body().await.unwrap().is_empty());
 }
+
+#[actix_web::test]
+async fn with_create_reuse_joins_skip_create_until_bbb_reports_the_end() {
+    let app = spawn_app_with(|s| {
+        s.replace(
+            "request_timeout_ms = 1000",
+            "request_timeout_ms = 1000\ncreate_reuse_ms = 60000",
+        )
+    })
+    .await;
+    let (mut ws, _) = named(&app, "reuser", "Ray").await;
+    let url = url_of(&room_url(&mut ws, "stage").await);
+    let meeting_id = query_params(&url)["meetingID"].clone();
+    url_of(&room_url(&mut ws, "stage").await);
+    url_of(&room_url(&mut ws, "stage").await);
+    assert_eq!(
+        app.sim_stats("default").await["creates"][&meeting_id],
+        1,
+        "confirmed meetings skip create"
+    );
+    let sim = app.sim_meeting("default", &meeting_id).await.unwrap();
+    let callback = sim["create"]["params"]["meta_endCallbackUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(callback.starts_with(&app.url("/bbb/ended/")), "{callback}");
+
+    // A forged callback changes nothing.
+    let forged = format!("/bbb/ended/{meeting_id}/00000000000000000000000000000000");
+    assert_eq!(app.get(&forged).await.0, 404);
+    url_of(&room_url(&mut ws, "stage").await);
+    assert_eq!(app.sim_stats("default").await["creates"][&meeting_id], 1);
+
+    // BBB ends the meeting and calls back: the next join creates it again, and it works.
+    app.sim_end("default", &meeting_id).await;
+    let url = url_of(&room_url(&mut ws, "stage").await);
+    assert_eq!(app.sim_stats("default").await["creates"][&meeting_id], 2);
+    assert_eq!(http_get(&url).await.0, 200);
+}

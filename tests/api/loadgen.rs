@@ -10,13 +10,27 @@ use crate::helpers::*;
 /// 3 simulated servers on the app's own simulator), on the test's database.
 async fn bench_app() -> TestApp {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["settings", "--rooms", "3", "--meetings", "12", "--servers", "3", "--sim-url", "http://127.0.0.1:{PORT}"])
+        .args([
+            "settings",
+            "--rooms",
+            "3",
+            "--meetings",
+            "12",
+            "--servers",
+            "3",
+            "--sim-url",
+            "http://127.0.0.1:{PORT}",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
     let generated = String::from_utf8(out.stdout).unwrap();
     spawn_app_with(move |base| {
-        let database = base.lines().find(|l| l.starts_with("database = ")).unwrap().to_string();
+        let database = base
+            .lines()
+            .find(|l| l.starts_with("database = "))
+            .unwrap()
+            .to_string();
         generated
             .replace("database = \"data/bench.sqlite3\"", &database)
             .replace("bind = \"127.0.0.1:8375\"", "bind = \"127.0.0.1:0\"")
@@ -28,9 +42,15 @@ async fn bench_app() -> TestApp {
 async fn loadgen(app: &TestApp, args: &[&str]) -> Value {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"));
     cmd.args(args).args(["--url", &app.url(""), "--threads", "1"]);
-    let out = actix_web::rt::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    let out = actix_web::rt::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "loadgen failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "loadgen failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("scenario"), "human summary first: {stdout}");
     serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
 }
@@ -49,7 +69,10 @@ async fn storm_scenario_joins_everyone_with_one_create() {
     assert_clean(&r, 20);
     assert_eq!(r["requests_ok"], 20);
     assert_eq!(r["meetings"], 1);
-    assert_eq!(r["creates_per_meeting_max"], 1, "create_reuse_ms in the bench settings: {r}");
+    assert_eq!(
+        r["creates_per_meeting_max"], 1,
+        "create_reuse_ms in the bench settings: {r}"
+    );
     for key in ["p50", "p90", "p99", "max"] {
         assert!(r["latency_ms"][key].as_f64().unwrap() > 0.0, "{r}");
     }
@@ -58,7 +81,11 @@ async fn storm_scenario_joins_everyone_with_one_create() {
 #[actix_web::test]
 async fn warm_scenario_requests_urls_over_all_rooms() {
     let app = bench_app().await;
-    let r = loadgen(&app, &["warm", "--connections", "4", "--rooms", "3", "--duration", "0.5"]).await;
+    let r = loadgen(
+        &app,
+        &["warm", "--connections", "4", "--rooms", "3", "--duration", "0.5"],
+    )
+    .await;
     assert_clean(&r, 4);
     assert!(r["requests_ok"].as_u64().unwrap() >= 4, "{r}");
     assert_eq!(r["requests_ok"], r["requests"]);
@@ -70,7 +97,11 @@ async fn warm_scenario_requests_urls_over_all_rooms() {
 async fn idle_scenario_holds_sockets_and_reads_memory() {
     let app = bench_app().await;
     let pid = std::process::id().to_string();
-    let r = loadgen(&app, &["idle", "--connections", "20", "--duration", "0.5", "--pid", &pid]).await;
+    let r = loadgen(
+        &app,
+        &["idle", "--connections", "20", "--duration", "0.5", "--pid", &pid],
+    )
+    .await;
     assert_clean(&r, 20);
     assert!(r["gateway_rss_mib"]["peak"].as_f64().unwrap() > 0.0, "{r}");
 }
@@ -90,6 +121,16 @@ async fn spread_scenario_balances_rooms_over_servers() {
 #[actix_web::test]
 async fn login_scenario_authenticates_everyone_at_once_with_tokens() {
     let app = bench_app().await;
-    let r = loadgen(&app, &["login", "--connections", "20", "--token-secret", "bench-jwt-secret"]).await;
+    let r = loadgen(
+        &app,
+        &[
+            "login",
+            "--connections",
+            "20",
+            "--token-secret",
+            "bench-jwt-secret",
+        ],
+    )
+    .await;
     assert_clean(&r, 20);
 }
