@@ -75,29 +75,13 @@ impl Application {
                 ))
             })?;
         let store = StoreActor::start(conn);
-        let moderation = store
-            .send(store::LoadModeration {})
-            .await
-            .map_err(|e| StartError(format!("store: {e}")))?
-            .map_err(|e| StartError(e.to_string()))?;
-        let grants = store
-            .send(store::LoadRoleGrants {})
-            .await
-            .map_err(|e| StartError(format!("store: {e}")))?
-            .map_err(|e| StartError(e.to_string()))?;
+        let moderation = load(&store, store::LoadModeration {}).await?;
+        let grants = load(&store, store::LoadRoleGrants {}).await?;
         let perms = PermissionActor::new(&settings, store.clone(), moderation, grants).start();
         let registry = SessionRegistry::default().start();
         let metrics = Metrics::new();
-        let records = store
-            .send(store::LoadMeetings {})
-            .await
-            .map_err(|e| StartError(format!("store: {e}")))?
-            .map_err(|e| StartError(e.to_string()))?;
-        let overrides = store
-            .send(store::LoadServerOverrides {})
-            .await
-            .map_err(|e| StartError(format!("store: {e}")))?
-            .map_err(|e| StartError(e.to_string()))?;
+        let records = load(&store, store::LoadMeetings {}).await?;
+        let overrides = load(&store, store::LoadServerOverrides {}).await?;
         let tls =
             tls_config(&settings.bbb.tls_ca_file).map_err(|e| StartError(format!("bbb.tls_ca_file: {e}")))?;
         let client = BbbClient::new(
@@ -170,6 +154,20 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Asks the store for startup data; any failure stops the start.
+async fn load<M, T>(store: &Addr<StoreActor>, msg: M) -> Result<T, StartError>
+where
+    M: Message<Result = store::StoreResult<T>> + Send + 'static,
+    T: Send + 'static,
+    StoreActor: Handler<M>,
+{
+    store
+        .send(msg)
+        .await
+        .map_err(|e| StartError(format!("store: {e}")))?
+        .map_err(|e| StartError(e.to_string()))
 }
 
 /// Fills in what depends on the bound address: a `public_url` left empty becomes
