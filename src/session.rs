@@ -47,6 +47,7 @@ pub async fn ws_route(
         known_world: known,
         services: services.get_ref().clone(),
         user: None,
+        logged_in: false,
         limiter: RateLimiter::new(settings.server.requests_per_second),
         last_seen: Instant::now(),
         fragments: None,
@@ -73,6 +74,8 @@ pub struct Session {
     known_world: bool,
     services: Services,
     user: Option<SessionUser>,
+    /// Whether this socket ever authenticated (for the gauge, even after a replacement).
+    logged_in: bool,
     limiter: RateLimiter,
     last_seen: Instant,
     /// A fragmented text message being assembled.
@@ -118,7 +121,7 @@ impl Actor for Session {
     }
 
     fn stopping(&mut self, _: &mut Ctx) -> Running {
-        self.services.metrics.socket_closed(self.user.is_some());
+        self.services.metrics.socket_closed(self.logged_in);
         if let Some(user) = &self.user {
             self.services.registry.do_send(Unregister {
                 user: user.record.id.clone(),
@@ -429,6 +432,7 @@ impl Session {
                     wire::authenticated_frame(&wire::user(&record), &view.config, channels),
                 );
                 act.user = Some(SessionUser { record });
+                act.logged_in = true;
             }
             Err(e) => {
                 act.services.metrics.login(started.elapsed(), e.code());

@@ -394,6 +394,7 @@ async fn metrics_are_prometheus_text() {
     assert_eq!(status, 200);
     for needle in [
         "bbb_gateway_sockets_open 1",
+        "bbb_gateway_sessions_authenticated 1",
         "bbb_gateway_users_online 1",
         "bbb_gateway_requests_total{action=\"bbb.room_url\",code=\"success\"} 1",
         "bbb_gateway_requests_total{action=\"bbb.room_url\",code=\"room.unknown\"} 1",
