@@ -8,7 +8,7 @@
 //! - `GET /{instance}/meetings/{meetingID}`: what the last create and every join received (JSON).
 //! - `POST /{instance}/meetings/{meetingID}/end`: ends a meeting without a checksum.
 //! - `POST /{instance}/fault` `{"mode": ...}`: makes the instance misbehave (see [`FaultMode`]).
-//! - `GET /playback/...`: placeholder pages behind the URLs of simulated recordings.
+//! - `GET /playback/...`: small pages served behind the URLs of simulated recordings.
 //!
 //! Each instance keeps its state behind one `std::sync::Mutex`, held only for map updates and
 //! rendering, never across an `.await`.
