@@ -349,7 +349,7 @@ dd {{ margin: 0; font-weight: 600; overflow-wrap: anywhere; }}
     )
 }
 
-/// Placeholder page for the playback URLs of simulated recordings.
+/// The page behind the playback URLs of simulated recordings.
 pub(crate) fn playback_page(path: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>BBB simulator \
