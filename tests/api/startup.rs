@@ -70,3 +70,102 @@ fn shipped_settings_are_valid() {
     assert!(world.rooms.len() >= 3);
     assert!(settings.simulator.enabled);
 }
+
+/// A running `bbb-gateway` child process, killed on drop.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the binary with `args` in `dir` and waits until `/healthz` answers.
+async fn start_binary(dir: &std::path::Path, args: &[&str], port: u16) -> Child {
+    let child = Child(
+        Command::new(env!("CARGO_BIN_EXE_bbb-gateway"))
+            .args(args)
+            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    for _ in 0..100 {
+        if awc::Client::new()
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return child;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("bbb-gateway did not start");
+}
+
+#[actix_web::test]
+async fn the_binary_serves_the_shipped_settings_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("settings.toml");
+    let port = free_port();
+    let _gateway = start_binary(dir.path(), &["--config", settings.to_str().unwrap()], port).await;
+    let (status, body) = http_get(&format!("http://127.0.0.1:{port}/readyz")).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"ready":true}"#));
+    let (status, page) = http_get(&format!("http://127.0.0.1:{port}/")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<html"), "the test page");
+
+    let mut ws = Ws::connect(&format!("http://127.0.0.1:{port}/ws/world/sample/")).await;
+    ws.authenticate(serde_json::json!({"client_id": "shipped"})).await;
+    ws.set_name("Shipped Settings").await;
+    let r = ws
+        .request("bbb.room_url", serde_json::json!({"room": "main-stage"}))
+        .await;
+    assert_eq!(r[0], "success", "{r}");
+    let (status, join) = http_get(r[2]["url"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(join.contains("Shipped Settings"), "{join}");
+    assert!(
+        dir.path().join("data/bbb-gateway.sqlite3").exists(),
+        "database created with its directory"
+    );
+}
+
+#[actix_web::test]
+async fn simulate_only_serves_just_the_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("settings.toml");
+    let port = free_port();
+    let _sim = start_binary(
+        dir.path(),
+        &["--config", settings.to_str().unwrap(), "--simulate-only"],
+        port,
+    )
+    .await;
+    let (status, stats) = http_get(&format!("http://127.0.0.1:{port}/simulator/stats")).await;
+    assert_eq!(status, 200, "{stats}");
+    let (status, body) = http_get(&format!("http://127.0.0.1:{port}/simulator/s1/bigbluebutton/api")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("SUCCESS"));
+    assert_eq!(
+        http_get(&format!("http://127.0.0.1:{port}/readyz")).await.0,
+        404,
+        "no gateway routes"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "no database in simulator-only mode"
+    );
+}
