@@ -409,3 +409,51 @@ async fn metrics_are_prometheus_text() {
         assert!(text.contains(needle), "missing {needle} in:\n{text}");
     }
 }
+
+#[actix_web::test]
+async fn rooms_move_off_a_disabled_server_and_off_a_removed_one_keeping_their_meeting() {
+    let app = spawn_app_with(|s| {
+        s.replace(
+            "config = { record = true }",
+            "config = { record = true, prefer_server = \"a\" }",
+        ) + &server("a")
+            + &server("b")
+    })
+    .await;
+    let (mut ws, _) = app.client("sample", "nomad").await;
+    ws.set_name("Nia").await;
+    let first = ws.request("bbb.room_url", json!({"room": "stage"})).await[2]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(first.contains("/simulator/a/"));
+    let meeting_id = query_params(&first)["meetingID"].clone();
+
+    // Disabled at runtime: the next join moves the room to b.
+    post(&app, "/admin/servers/a/disable", None).await;
+    let moved = ws.request("bbb.room_url", json!({"room": "stage"})).await[2]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(moved.contains("/simulator/b/"), "{moved}");
+    assert_eq!(query_params(&moved)["meetingID"], meeting_id);
+    assert_eq!(http_get(&moved).await.0, 200);
+
+    // Removed from the settings by a reload: the room moves again (a is back, b is gone).
+    post(&app, "/admin/servers/a/enable", None).await;
+    let path = app.dir.path().join("settings.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let port = app.port.to_string();
+    let without_b = text.replace(&server("b").replace("{PORT}", &port), "");
+    assert_ne!(text, without_b, "server b removed from the file");
+    std::fs::write(&path, without_b).unwrap();
+    assert_eq!(post(&app, "/admin/reload", None).await.0, 200);
+    let back = ws.request("bbb.room_url", json!({"room": "stage"})).await[2]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(back.contains("/simulator/a/"), "{back}");
+    assert_eq!(query_params(&back)["meetingID"], meeting_id);
+    let (_, body) = get(&app, "/admin/servers").await;
+    assert_eq!(body["servers"].as_array().unwrap().len(), 1);
+}
