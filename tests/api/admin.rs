@@ -195,60 +195,18 @@ async fn moving_a_room_ends_its_meeting_on_the_old_server() {
     assert_eq!(query_params(&url)["meetingID"], meeting_id);
     assert_eq!(http_get(&url).await.0, 200);
 
-    assert_eq!(
-        post(
-            &app,
-            "/admin/rooms/sample/stage/move",
-            Some(json!({"server": "zzz"}))
-        )
-        .await
-        .0,
-        404
-    );
-    assert_eq!(
-        post(
-            &app,
-            "/admin/rooms/sample/nope/move",
-            Some(json!({"server": "a"}))
-        )
-        .await
-        .0,
-        404
-    );
-    assert_eq!(
-        post(
-            &app,
-            "/admin/rooms/sample/lounge/move",
-            Some(json!({"server": "a"}))
-        )
-        .await
-        .0,
-        404
-    );
-    assert_eq!(
-        post(&app, "/admin/rooms/nope/stage/move", Some(json!({"server": "a"})))
-            .await
-            .0,
-        404
-    );
-    assert_eq!(
-        post(&app, "/admin/rooms/sample/stage/move", Some(json!({"srv": "a"})))
-            .await
-            .0,
-        400
-    );
-    assert_eq!(
-        admin(
-            &app,
-            "POST",
-            "/admin/rooms/sample/stage/move",
-            Some(ADMIN_TOKEN),
-            Some("not json")
-        )
-        .await
-        .0,
-        400
-    );
+    // Unknown server, room, world; a room without BBB; bad bodies.
+    for (path, body, status) in [
+        ("/admin/rooms/sample/stage/move", r#"{"server": "zzz"}"#, 404),
+        ("/admin/rooms/sample/nope/move", r#"{"server": "a"}"#, 404),
+        ("/admin/rooms/sample/lounge/move", r#"{"server": "a"}"#, 404),
+        ("/admin/rooms/nope/stage/move", r#"{"server": "a"}"#, 404),
+        ("/admin/rooms/sample/stage/move", r#"{"srv": "a"}"#, 400),
+        ("/admin/rooms/sample/stage/move", "not json", 400),
+    ] {
+        let (got, _) = admin(&app, "POST", path, Some(ADMIN_TOKEN), Some(body)).await;
+        assert_eq!(got, status, "POST {path} {body}");
+    }
     post(&app, "/admin/servers/a/disable", None).await;
     assert_eq!(
         post(
