@@ -17,13 +17,13 @@ use crate::metrics::Metrics;
 use crate::permissions::PermissionActor;
 use crate::registry::SessionRegistry;
 use crate::simulator::SimulatorState;
-use crate::store::{self, StoreActor};
+use crate::store::{Store, StoreResult};
 
 /// Addresses of the long-lived actors and shared handles; every session gets a clone.
 #[derive(Clone)]
 pub struct Services {
     pub config: ConfigHandle,
-    pub store: Addr<StoreActor>,
+    pub store: Store,
     pub perms: Addr<PermissionActor>,
     pub registry: Addr<SessionRegistry>,
     pub balancer: Addr<BbbBalancer>,
@@ -65,7 +65,7 @@ impl Application {
         let port = local.port();
         complete_for_listener(&mut settings, local);
         let db_path = settings.server.database.clone();
-        let conn = web::block(move || store::open(&db_path))
+        let store = web::block(move || Store::open_sqlite(&db_path))
             .await
             .map_err(|e| StartError(format!("store: {e}")))?
             .map_err(|e| {
@@ -74,14 +74,13 @@ impl Application {
                     settings.server.database.display()
                 ))
             })?;
-        let store = StoreActor::start(conn);
-        let moderation = load(&store, store::LoadModeration {}).await?;
-        let grants = load(&store, store::LoadRoleGrants {}).await?;
+        let moderation = load(store.load_moderation().await)?;
+        let grants = load(store.load_role_grants().await)?;
         let perms = PermissionActor::new(&settings, store.clone(), moderation, grants).start();
         let registry = SessionRegistry::default().start();
         let metrics = Metrics::new();
-        let records = load(&store, store::LoadMeetings {}).await?;
-        let overrides = load(&store, store::LoadServerOverrides {}).await?;
+        let records = load(store.load_meetings().await)?;
+        let overrides = load(store.load_server_overrides().await)?;
         let tls =
             tls_config(&settings.bbb.tls_ca_file).map_err(|e| StartError(format!("bbb.tls_ca_file: {e}")))?;
         let client = BbbClient::new(
@@ -157,17 +156,8 @@ impl Application {
 }
 
 /// Asks the store for startup data; any failure stops the start.
-async fn load<M, T>(store: &Addr<StoreActor>, msg: M) -> Result<T, StartError>
-where
-    M: Message<Result = store::StoreResult<T>> + Send + 'static,
-    T: Send + 'static,
-    StoreActor: Handler<M>,
-{
-    store
-        .send(msg)
-        .await
-        .map_err(|e| StartError(format!("store: {e}")))?
-        .map_err(|e| StartError(e.to_string()))
+fn load<T>(result: StoreResult<T>) -> Result<T, StartError> {
+    result.map_err(|e| StartError(e.to_string()))
 }
 
 /// Fills in what depends on the bound address: a `public_url` left empty becomes

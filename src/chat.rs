@@ -17,7 +17,7 @@ use crate::protocol::command::SendContent;
 use crate::protocol::{frame, wire};
 use crate::registry::{Push, PushToUsers};
 use crate::rooms::{avatar_url, display_name};
-use crate::store::{self, ChatRefusal, NewContent, UserRecord};
+use crate::store::{ChatRefusal, NewContent, UserRecord};
 
 fn refusal(r: ChatRefusal) -> Error {
     match r {
@@ -54,21 +54,15 @@ pub async fn direct_create(
     members.push(caller.id.clone());
     let info = services
         .store
-        .send(store::DirectChannel { world, members })
-        .await??
+        .direct_channel(world, members)
+        .await?
         .map_err(refusal)?;
     Ok(wire::channel(&info))
 }
 
 /// `chat.channels` of the `authenticated` frame.
 pub async fn channels(services: &Services, world: &WorldId, user: &UserId) -> Result<Vec<Value>, Error> {
-    let list = services
-        .store
-        .send(store::ChannelsOf {
-            world: world.clone(),
-            user: user.clone(),
-        })
-        .await??;
+    let list = services.store.channels_of(world.clone(), user.clone()).await?;
     Ok(list.iter().map(wire::channel).collect())
 }
 
@@ -90,14 +84,14 @@ pub async fn send(
     };
     let appended = services
         .store
-        .send(store::AppendEvent {
-            world: world.clone(),
+        .append_event(
+            world.clone(),
             channel,
-            sender: sender.id.clone(),
-            event_type: "channel.message".into(),
+            sender.id.clone(),
+            "channel.message".into(),
             content,
-        })
-        .await??
+        )
+        .await?
         .map_err(refusal)?;
     if let Some(call) = &appended.call {
         log::info!("chat: world={world} call={call} started by user={}", sender.id);
@@ -127,14 +121,8 @@ pub async fn fetch(
 ) -> Result<Value, Error> {
     let events = services
         .store
-        .send(store::FetchEvents {
-            world,
-            channel,
-            user,
-            count,
-            before_id,
-        })
-        .await??
+        .fetch_events(world, channel, user, count, before_id)
+        .await?
         .map_err(refusal)?;
     Ok(json!({ "results": events.iter().map(wire::chat_event).collect::<Vec<_>>() }))
 }
@@ -151,11 +139,8 @@ pub async fn call_url(
     let call = call.filter(|c| is_uuid(c)).ok_or(Error::BbbFailed)?;
     let record = services
         .store
-        .send(store::GetCall {
-            world: world.clone(),
-            call,
-        })
-        .await??
+        .get_call(world.clone(), call)
+        .await?
         .ok_or(Error::BbbFailed)?;
     if !record.invited.contains(&user.id) {
         log::info!("chat: user={} not invited to call={}", user.id, record.id);

@@ -121,6 +121,13 @@ impl From<actix::MailboxError> for Error {
     }
 }
 
+impl From<crate::store::StoreError> for Error {
+    fn from(e: crate::store::StoreError) -> Self {
+        log::error!("{e}");
+        Error::Fatal
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

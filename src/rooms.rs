@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::ids::WorldId;
 use crate::permissions::rules::{ROOM_BBB_JOIN, ROOM_BBB_MODERATE, ROOM_BBB_RECORDINGS};
 use crate::permissions::{GetRoomAccess, Principal, RoomAccess};
+use crate::protocol::wire;
 use crate::store::UserRecord;
 
 /// The room and the user's rights in it; a room without a BBB module is `room.unknown`.
@@ -80,9 +81,10 @@ pub async fn recordings(
         .send(GetRecordings {
             world,
             room: access.room.id.clone(),
-            timezone: access.world.tz(),
         })
         .await??;
+    let tz = access.world.tz();
+    let results: Vec<Value> = results.iter().map(|r| wire::recording(r, tz)).collect();
     Ok(json!({ "results": results }))
 }
 

@@ -385,14 +385,14 @@ impl Session {
             };
             let record = services
                 .store
-                .send(store::LoginUser {
-                    world: world.clone(),
-                    key: creds.key.clone(),
-                    traits: creds.traits.clone(),
-                    profile: creds.profile.clone(),
+                .login_user(
+                    world.clone(),
+                    creds.key.clone(),
+                    creds.traits.clone(),
+                    creds.profile.clone(),
                     may_create,
-                })
-                .await??
+                )
+                .await?
                 .ok_or(not_allowed.clone())?;
             let view = services
                 .perms
@@ -475,12 +475,8 @@ impl Session {
                 let fut = async move {
                     let record = services
                         .store
-                        .send(store::UpdateProfile {
-                            world,
-                            id: user_id,
-                            profile,
-                        })
-                        .await??
+                        .update_profile(world, user_id, profile)
+                        .await?
                         .ok_or(Error::UserNotFound)?;
                     let frame: Arc<str> = frame::event("user.updated", wire::user(&record)).into();
                     services.registry.do_send(PushToUsers {
@@ -509,8 +505,8 @@ impl Session {
                 let fut = async move {
                     let record = services
                         .store
-                        .send(store::GetUser { world, id: wanted })
-                        .await??
+                        .get_user(world, wanted)
+                        .await?
                         .ok_or(Error::UserNotFound)?;
                     Ok(wire::user(&record))
                 };

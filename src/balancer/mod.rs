@@ -1,21 +1,28 @@
-//! `BbbBalancer`: owns the BBB server pool (cost, meeting counts, health) and every meeting
-//! record. It places meetings ([`strategy`]), creates them on BBB through the client (one
-//! in-flight create per meeting, shared by every join that arrives meanwhile), signs join
-//! URLs ([`params`]), polls servers for load and health, and gathers recordings.
+//! `BbbBalancer`: the actor that owns the balancer's pure cores and runs their I/O.
+//!
+//! - [`pool`]: the server pool (settings, operator overrides, health streaks, load and
+//!   placement charges); [`strategy`]: placement (SPEC §6).
+//! - [`meetings`]: the meeting table (records, state, the joins waiting for the one create in
+//!   flight), answering ready / wait / create on server S.
+//! - [`params`]: create and join parameters; [`callback`]: the end-callback URL and token;
+//!   [`recordings`]: merging recordings from several servers.
+//!
+//! The actor glues them: BBB client calls, store writes, replies, logs and metrics.
 
+pub mod callback;
+pub mod meetings;
 pub mod params;
+pub mod pool;
+pub mod recordings;
 pub mod strategy;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use chrono::{DateTime, Utc};
-use rand::distributions::Alphanumeric;
-use rand::Rng;
+use chrono::Utc;
 use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::bbb::client::{BbbClient, BbbError, Endpoint};
@@ -24,13 +31,12 @@ use crate::config::{BbbRoomConfig, BbbSettings, ServerConfig};
 use crate::error::Error;
 use crate::ids::{CallId, RoomId, ServerId, WorldId};
 use crate::metrics::Metrics;
-use crate::protocol::wire;
-use crate::store::{self, MeetingRecord, StoreActor};
-use params::{Joiner, MeetingSecrets};
-use strategy::{Candidate, Purpose};
-
-/// Length of generated meeting ids and passwords (alphanumeric).
-const SECRET_LEN: usize = 32;
+use crate::store::{MeetingRecord, MeetingSecrets, Store};
+use meetings::{Decision, MeetingTable, Want};
+use params::Joiner;
+pub use pool::ServerStatus;
+use pool::{HealthChange, Hysteresis, Pool};
+use strategy::Purpose;
 
 /// What the balancer needs from the settings.
 #[derive(Clone, Debug)]
@@ -54,110 +60,13 @@ impl BalancerSettings {
             public_url,
         }
     }
-}
 
-struct Server {
-    endpoint: Arc<Endpoint>,
-    rooms_only: bool,
-    world_exclusive: Option<WorldId>,
-    load_multiplier: f64,
-    configured_active: bool,
-    /// An operator's runtime enable/disable, persisted; wins over the settings.
-    override_active: Option<bool>,
-    healthy: bool,
-    fail_streak: u32,
-    ok_streak: u32,
-    polled_cost: f64,
-    polled_meetings: usize,
-    polled_participants: u64,
-    placed_since_poll: usize,
-    last_poll_at: Option<DateTime<Utc>>,
-    last_error: Option<String>,
-    polling: bool,
-}
-
-impl Server {
-    fn new(config: &ServerConfig, override_active: Option<bool>) -> Self {
-        Self {
-            endpoint: Arc::new(Endpoint {
-                id: config.id.clone(),
-                url: config.url.clone(),
-                secret: config.secret.clone(),
-                checksum: config.checksum,
-            }),
-            rooms_only: config.rooms_only,
-            world_exclusive: config.world_exclusive.clone(),
-            load_multiplier: config.load_multiplier,
-            configured_active: config.active,
-            override_active,
-            healthy: true,
-            fail_streak: 0,
-            ok_streak: 0,
-            polled_cost: 0.0,
-            polled_meetings: 0,
-            polled_participants: 0,
-            placed_since_poll: 0,
-            last_poll_at: None,
-            last_error: None,
-            polling: false,
+    fn hysteresis(&self) -> Hysteresis {
+        Hysteresis {
+            unhealthy_after: self.unhealthy_after,
+            healthy_after: self.healthy_after,
         }
     }
-
-    fn id(&self) -> &ServerId {
-        &self.endpoint.id
-    }
-
-    fn active(&self) -> bool {
-        self.override_active.unwrap_or(self.configured_active)
-    }
-
-    fn cost(&self) -> f64 {
-        self.polled_cost + self.placed_since_poll as f64 * strategy::PLACEMENT_CHARGE
-    }
-
-    fn candidate(&self) -> Candidate<'_> {
-        Candidate {
-            id: self.id(),
-            active: self.active(),
-            healthy: self.healthy,
-            rooms_only: self.rooms_only,
-            world_exclusive: self.world_exclusive.as_ref(),
-            cost: self.cost(),
-            load_multiplier: self.load_multiplier,
-        }
-    }
-
-    fn status(&self) -> ServerStatus {
-        ServerStatus {
-            id: self.id().clone(),
-            url: self.endpoint.url.clone(),
-            active: self.active(),
-            healthy: self.healthy,
-            rooms_only: self.rooms_only,
-            world_exclusive: self.world_exclusive.clone(),
-            meetings: self.polled_meetings + self.placed_since_poll,
-            participants: self.polled_participants,
-            cost: self.cost(),
-            last_poll_at: self.last_poll_at.map(|t| t.to_rfc3339()),
-            last_error: self.last_error.clone(),
-        }
-    }
-}
-
-/// A server as the admin API and readiness probe show it (no secret).
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct ServerStatus {
-    pub id: ServerId,
-    pub url: String,
-    pub active: bool,
-    pub healthy: bool,
-    pub rooms_only: bool,
-    pub world_exclusive: Option<WorldId>,
-    pub meetings: usize,
-    pub participants: u64,
-    pub cost: f64,
-    pub last_poll_at: Option<String>,
-    pub last_error: Option<String>,
 }
 
 /// A meeting ready for joins: where it runs and its secrets.
@@ -168,16 +77,6 @@ pub struct Ready {
 }
 
 type Waiter = oneshot::Sender<Result<Ready, Error>>;
-
-struct Meeting {
-    record: MeetingRecord,
-    /// Whether the record changed since it was last saved.
-    dirty: bool,
-    /// Until when BBB is known to have this meeting (see `create_reuse`).
-    confirmed_until: Option<Instant>,
-    /// Joins waiting for the one in-flight create, if any.
-    waiters: Option<Vec<Waiter>>,
-}
 
 /// How to create a meeting on BBB.
 #[derive(Clone, Debug)]
@@ -226,8 +125,8 @@ impl CreatePlan {
     }
 }
 
-/// What `ensure` needs to find, place and create one meeting.
-struct EnsureRequest {
+/// What a join needs to find, place and create one meeting.
+struct JoinRequest {
     key: String,
     world: WorldId,
     purpose: Purpose,
@@ -237,19 +136,23 @@ struct EnsureRequest {
     plan: CreatePlan,
 }
 
-/// The outcome of `ensure`: a meeting ready now, or a create to wait for.
+/// A join's meeting: ready now, or a create to wait for.
 enum Ensured {
     Ready(Ready),
     Wait(oneshot::Receiver<Result<Ready, Error>>),
 }
 
+enum CreateFailure {
+    Bbb(BbbError),
+    Store(String),
+}
+
 pub struct BbbBalancer {
     settings: BalancerSettings,
-    /// In settings order.
-    servers: Vec<Server>,
-    meetings: HashMap<String, Meeting>,
+    pool: Pool,
+    meetings: MeetingTable<Waiter>,
     client: BbbClient,
-    store: Addr<StoreActor>,
+    store: Store,
     metrics: Metrics,
 }
 
@@ -270,129 +173,63 @@ pub fn call_key(call: &CallId) -> String {
     format!("call/{call}")
 }
 
-fn new_record(key: &str, guest_policy: &str) -> MeetingRecord {
-    MeetingRecord {
-        key: key.to_string(),
-        secrets: MeetingSecrets {
-            meeting_id: random_secret(),
-            attendee_pw: random_secret(),
-            moderator_pw: random_secret(),
-        },
-        server: None,
-        voice_bridge: None,
-        guest_policy: guest_policy.to_string(),
-    }
-}
-
-fn random_secret() -> String {
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(SECRET_LEN)
-        .map(char::from)
-        .collect()
-}
-
 impl BbbBalancer {
     /// Builds the balancer; `records` and `overrides` come from the store at startup.
     pub fn new(
         settings: BalancerSettings,
         servers: &[ServerConfig],
         client: BbbClient,
-        store: Addr<StoreActor>,
+        store: Store,
         metrics: Metrics,
         records: Vec<MeetingRecord>,
         overrides: Vec<(ServerId, bool)>,
     ) -> Self {
         let overrides: HashMap<ServerId, bool> = overrides.into_iter().collect();
-        let meetings = records
-            .into_iter()
-            .map(|record| {
-                (
-                    record.key.clone(),
-                    Meeting {
-                        record,
-                        dirty: false,
-                        confirmed_until: None,
-                        waiters: None,
-                    },
-                )
-            })
-            .collect();
         Self {
-            servers: servers
-                .iter()
-                .map(|c| Server::new(c, overrides.get(&c.id).copied()))
-                .collect(),
+            pool: Pool::new(servers, &overrides, settings.hysteresis()),
+            meetings: MeetingTable::from_records(records),
             settings,
-            meetings,
             client,
             store,
             metrics,
         }
     }
 
-    fn server(&self, id: &ServerId) -> Option<&Server> {
-        self.servers.iter().find(|s| s.id() == id)
+    fn publish(&self, id: &ServerId) {
+        if let Some(server) = self.pool.get(id) {
+            self.metrics.server_state(
+                id.as_str(),
+                server.meetings() as i64,
+                server.load.polled_participants as i64,
+                server.cost(),
+                server.health.healthy,
+            );
+        }
     }
 
-    fn server_mut(&mut self, id: &ServerId) -> Option<&mut Server> {
-        self.servers.iter_mut().find(|s| s.id() == id)
-    }
-
-    /// A `prefer_server` value (server id, or its URL) to a server id.
-    fn resolve_prefer(&self, prefer: Option<&str>) -> Option<ServerId> {
-        let prefer = prefer?;
-        let as_url = format!("{}/", prefer.trim_end_matches('/'));
-        self.servers
-            .iter()
-            .find(|s| s.id().as_str() == prefer || s.endpoint.url == as_url)
-            .map(|s| s.id().clone())
-    }
-
-    fn usable(&self, server: &ServerId, world: &WorldId, purpose: Purpose) -> bool {
-        self.server(server)
-            .is_some_and(|s| s.candidate().usable_by(world, purpose))
-    }
-
-    fn publish(&self, server: &Server) {
-        self.metrics.server_state(
-            server.id().as_str(),
-            (server.polled_meetings + server.placed_since_poll) as i64,
-            server.polled_participants as i64,
-            server.cost(),
-            server.healthy,
-        );
+    fn log_health(id: &ServerId, change: Option<HealthChange>, error: &str) {
+        match change {
+            Some(HealthChange::BecameUnhealthy { failures }) => {
+                log::warn!("balancer: server={id} unhealthy after {failures} failures: {error}")
+            }
+            Some(HealthChange::BecameHealthy) => log::info!("balancer: server={id} healthy again"),
+            None => {}
+        }
     }
 
     /// Counts a failed poll or call toward `unhealthy_after`.
     fn record_failure(&mut self, id: &ServerId, error: &BbbError) {
-        let unhealthy_after = self.settings.unhealthy_after;
-        let Some(server) = self.server_mut(id) else { return };
-        server.fail_streak += 1;
-        server.ok_streak = 0;
-        server.last_error = Some(error.to_string());
-        if server.healthy && server.fail_streak >= unhealthy_after {
-            server.healthy = false;
-            log::warn!(
-                "balancer: server={id} unhealthy after {} failures: {error}",
-                server.fail_streak
-            );
-        }
-        if let Some(server) = self.server(id) {
-            self.publish(server);
-        }
-    }
-
-    fn record_call_success(&mut self, id: &ServerId) {
-        if let Some(server) = self.server_mut(id) {
-            server.fail_streak = 0;
-        }
+        let error = error.to_string();
+        let change = self.pool.record_failure(id, error.clone());
+        Self::log_health(id, change, &error);
+        self.publish(id);
     }
 
     /// Makes sure the meeting behind `key` exists on a usable server, creating it (or moving
     /// it) if needed. Every join arriving while a create is in flight waits for that create.
-    fn ensure(&mut self, req: EnsureRequest, ctx: &mut Context<Self>) -> Result<Ensured, Error> {
-        let EnsureRequest {
+    fn ensure(&mut self, req: JoinRequest, ctx: &mut Context<Self>) -> Result<Ensured, Error> {
+        let (tx, rx) = oneshot::channel();
+        let JoinRequest {
             key,
             world,
             purpose,
@@ -401,142 +238,70 @@ impl BbbBalancer {
             guest_policy,
             plan,
         } = req;
-        let world = &world;
-        let now = Instant::now();
-        let current_server = self.meetings.get(&key).and_then(|m| m.record.server.clone());
-        let on_usable_server = current_server
-            .as_ref()
-            .is_some_and(|s| self.usable(s, world, purpose));
-        let meeting = self.meetings.entry(key.clone()).or_insert_with(|| Meeting {
-            record: new_record(&key, guest_policy),
-            dirty: true,
-            confirmed_until: None,
-            waiters: None,
-        });
-        if on_usable_server && meeting.confirmed_until.is_some_and(|t| t > now) {
-            if let Some(endpoint) = current_server
-                .as_ref()
-                .and_then(|id| self.servers.iter().find(|s| s.id() == id))
-                .map(|s| s.endpoint.clone())
-            {
-                return Ok(Ensured::Ready(Ready {
-                    endpoint,
-                    secrets: meeting.record.secrets.clone(),
-                }));
-            }
-        }
-        let (tx, rx) = oneshot::channel();
-        if let Some(waiters) = meeting.waiters.as_mut() {
-            waiters.push(tx);
-            return Ok(Ensured::Wait(rx));
-        }
-
-        // This join starts the one create for the meeting.
-        let server_id = if on_usable_server {
-            current_server
-        } else {
-            let candidates: Vec<Candidate<'_>> = self.servers.iter().map(Server::candidate).collect();
-            let chosen = strategy::choose(
-                &candidates,
-                world,
-                prefer.as_ref(),
-                purpose,
-                &mut rand::thread_rng(),
-            );
-            if let Some(chosen) = &chosen {
-                log::info!(
-                    "balancer: meeting {key} placed on server={chosen} (was {})",
-                    current_server.as_ref().map(ServerId::as_str).unwrap_or("nowhere")
-                );
-            }
-            chosen
+        let want = Want {
+            key: &key,
+            voice_bridge,
+            guest_policy,
         };
-        let Some(server_id) = server_id else {
-            log::warn!("balancer: no usable server for {key} (world={world})");
+        let pool = &self.pool;
+        let decision = self.meetings.join(
+            want,
+            Instant::now(),
+            tx,
+            |s| pool.usable(s, &world, purpose),
+            |was| choose(pool, &key, &world, purpose, prefer.as_ref(), was),
+        );
+        let (server_id, record, save, placed) = match decision {
+            Decision::Ready { server, secrets } => {
+                let endpoint = self.pool.endpoint(&server).ok_or(Error::BbbFailed)?;
+                return Ok(Ensured::Ready(Ready { endpoint, secrets }));
+            }
+            Decision::Wait => return Ok(Ensured::Wait(rx)),
+            Decision::NoServer => {
+                log::warn!("balancer: no usable server for {key} (world={world})");
+                return Err(Error::BbbFailed);
+            }
+            Decision::Create {
+                on,
+                record,
+                save,
+                placed,
+            } => (on, *record, save, placed),
+        };
+        if placed {
+            self.pool.charge(&server_id);
+        }
+        let Some(endpoint) = self.pool.endpoint(&server_id) else {
             return Err(Error::BbbFailed);
         };
-        let Some(endpoint) = self.server(&server_id).map(|s| s.endpoint.clone()) else {
-            return Err(Error::BbbFailed);
-        };
-        let Some(meeting) = self.meetings.get_mut(&key) else {
-            return Err(Error::Fatal);
-        };
-        if meeting.record.server.as_ref() != Some(&server_id) {
-            meeting.record.server = Some(server_id.clone());
-            meeting.dirty = true;
-            meeting.confirmed_until = None;
-            if let Some(server) = self.servers.iter_mut().find(|s| s.id() == &server_id) {
-                server.placed_since_poll += 1;
-            }
-        }
-        if meeting.record.voice_bridge != voice_bridge || meeting.record.guest_policy != guest_policy {
-            meeting.record.voice_bridge = voice_bridge;
-            meeting.record.guest_policy = guest_policy.to_string();
-            meeting.dirty = true;
-        }
-        meeting.waiters = Some(vec![tx]);
-        let record = meeting.record.clone();
-        let save = meeting.dirty.then(|| record.clone());
-        let callback = self.end_callback(&record.secrets);
+        let callback = callback::end_callback_url(
+            &self.settings.public_url,
+            &record.secrets,
+            !self.settings.create_reuse.is_zero(),
+        );
         let (query, presentation) = plan.query(&record, callback.as_deref());
+        let save = save.then(|| record.clone());
         let store = self.store.clone();
         let client = self.client.clone();
         let secrets = record.secrets.clone();
         let create_endpoint = endpoint.clone();
         let work = async move {
             if let Some(record) = save {
-                match store.send(store::SaveMeeting { record }).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(CreateFailure::Store(e.to_string())),
-                    Err(e) => return Err(CreateFailure::Store(e.to_string())),
-                }
+                store
+                    .save_meeting(record)
+                    .await
+                    .map_err(|e| CreateFailure::Store(e.to_string()))?;
             }
             client
                 .create(&create_endpoint, &query, presentation.as_deref())
                 .await
                 .map_err(CreateFailure::Bbb)
         };
-        if let Some(server) = self.server(&server_id) {
-            self.publish(server);
-        }
+        self.publish(&server_id);
         work.into_actor(self)
             .map(move |result, act, _| act.finish_create(&key, &server_id, endpoint, secrets, result))
             .spawn(ctx);
         Ok(Ensured::Wait(rx))
-    }
-
-    /// The URL BBB calls when the meeting ends, so a reused confirmation is dropped at once.
-    /// Only sent when joins may skip `create` (`create_reuse_ms` > 0); it carries a token only
-    /// the gateway and that BBB server can compute.
-    fn end_callback(&self, secrets: &MeetingSecrets) -> Option<String> {
-        (!self.settings.create_reuse.is_zero()).then(|| {
-            format!(
-                "{}/bbb/ended/{}/{}",
-                self.settings.public_url,
-                secrets.meeting_id,
-                end_token(secrets)
-            )
-        })
-    }
-
-    /// A usable server for a meeting being placed or moved, by SPEC §6.
-    fn choose(
-        &self,
-        key: &str,
-        world: &WorldId,
-        purpose: Purpose,
-        prefer: Option<&ServerId>,
-        was: Option<&ServerId>,
-    ) -> Option<ServerId> {
-        let candidates: Vec<Candidate<'_>> = self.servers.iter().map(Server::candidate).collect();
-        let chosen = strategy::choose(&candidates, world, prefer, purpose, &mut rand::thread_rng());
-        if let Some(chosen) = &chosen {
-            log::info!(
-                "balancer: meeting {key} placed on server={chosen} (was {})",
-                was.map(ServerId::as_str).unwrap_or("nowhere")
-            );
-        }
-        chosen
     }
 
     fn finish_create(
@@ -549,7 +314,7 @@ impl BbbBalancer {
     ) {
         let outcome = match &result {
             Ok(()) => {
-                self.record_call_success(server_id);
+                self.pool.record_call_success(server_id);
                 Ok(Ready { endpoint, secrets })
             }
             Err(CreateFailure::Bbb(e)) => {
@@ -561,37 +326,27 @@ impl BbbBalancer {
                 Err(Error::BbbFailed)
             }
         };
-        let reuse = self.settings.create_reuse;
-        let Some(meeting) = self.meetings.get_mut(key) else {
-            return;
-        };
         // The record is saved before the create, so only a store failure leaves it dirty.
-        if !matches!(result, Err(CreateFailure::Store(_))) {
-            meeting.dirty = false;
-        }
-        if result.is_ok() {
-            meeting.confirmed_until = (!reuse.is_zero()).then(|| Instant::now() + reuse);
-        }
-        for waiter in meeting.waiters.take().into_iter().flatten() {
+        let saved = !matches!(result, Err(CreateFailure::Store(_)));
+        let waiters = self.meetings.create_finished(
+            key,
+            result.is_ok(),
+            saved,
+            self.settings.create_reuse,
+            Instant::now(),
+        );
+        for waiter in waiters {
             let _ = waiter.send(outcome.clone());
         }
     }
 
     fn poll_all(&mut self, ctx: &mut Context<Self>) {
-        let mut jobs = Vec::new();
-        for server in self.servers.iter_mut().filter(|s| !s.polling) {
-            server.polling = true;
-            jobs.push((
-                server.id().clone(),
-                server.endpoint.clone(),
-                server.placed_since_poll,
-            ));
-        }
-        for (id, endpoint, placed_before) in jobs {
+        for job in self.pool.start_polls() {
             let client = self.client.clone();
+            let endpoint = job.endpoint;
             async move { client.get_meetings(&endpoint).await }
                 .into_actor(self)
-                .map(move |result, act, _| act.finish_poll(&id, placed_before, result))
+                .map(move |result, act, _| act.finish_poll(&job.server, job.placed_before, result))
                 .spawn(ctx);
         }
     }
@@ -602,60 +357,47 @@ impl BbbBalancer {
         placed_before: usize,
         result: Result<Vec<MeetingLoad>, BbbError>,
     ) {
-        let (healthy_after, reuse) = (self.settings.healthy_after, self.settings.create_reuse);
-        let Some(server) = self.server_mut(id) else { return };
-        server.polling = false;
-        let meetings = match result {
-            Ok(meetings) => meetings,
+        match result {
             Err(e) => {
-                self.record_failure(id, &e);
-                return;
+                let error = e.to_string();
+                let change = self.pool.poll_failed(id, error.clone());
+                Self::log_health(id, change, &error);
             }
-        };
-        server.fail_streak = 0;
-        server.ok_streak += 1;
-        if !server.healthy && server.ok_streak >= healthy_after {
-            server.healthy = true;
-            log::info!("balancer: server={id} healthy again");
-        }
-        server.polled_cost = meetings
-            .iter()
-            .map(|m| strategy::meeting_cost(m.participant_count, m.video_count, m.voice_participant_count))
-            .sum();
-        server.polled_meetings = meetings.len();
-        server.polled_participants = meetings.iter().map(|m| m.participant_count).sum();
-        server.placed_since_poll = server.placed_since_poll.saturating_sub(placed_before);
-        server.last_poll_at = Some(Utc::now());
-        server.last_error = None;
-        let running: HashMap<&str, &MeetingLoad> =
-            meetings.iter().map(|m| (m.meeting_id.as_str(), m)).collect();
-        let now = Instant::now();
-        for meeting in self.meetings.values_mut() {
-            if meeting.record.server.as_ref() != Some(id) || meeting.waiters.is_some() {
-                continue;
-            }
-            match running.get(meeting.record.secrets.meeting_id.as_str()) {
-                Some(m) if m.participant_count > 0 && !reuse.is_zero() => {
-                    meeting.confirmed_until = Some(now + reuse)
+            Ok(meetings) => {
+                if self.pool.get(id).is_none() {
+                    return;
                 }
-                Some(_) => {}
-                None => meeting.confirmed_until = None,
+                let change = self.pool.poll_succeeded(id, placed_before, &meetings, Utc::now());
+                Self::log_health(id, change, "");
+                let running: HashMap<&str, u64> = meetings
+                    .iter()
+                    .map(|m| (m.meeting_id.as_str(), m.participant_count))
+                    .collect();
+                self.meetings
+                    .polled(id, &running, self.settings.create_reuse, Instant::now());
             }
         }
-        if let Some(server) = self.server(id) {
-            self.publish(server);
-        }
+        self.publish(id);
     }
 }
 
-/// The token of a meeting's end callback: derived from its moderator password.
-fn end_token(secrets: &MeetingSecrets) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!(
-        "bbb-gateway end {} {}",
-        secrets.meeting_id, secrets.moderator_pw
-    ));
-    hex::encode(digest).chars().take(32).collect()
+/// A usable server for a meeting being placed or moved, by SPEC §6; logs where it went.
+fn choose(
+    pool: &Pool,
+    key: &str,
+    world: &WorldId,
+    purpose: Purpose,
+    prefer: Option<&ServerId>,
+    was: Option<&ServerId>,
+) -> Option<ServerId> {
+    let chosen = pool.choose(world, prefer, purpose, &mut rand::thread_rng());
+    if let Some(chosen) = &chosen {
+        log::info!(
+            "balancer: meeting {key} placed on server={chosen} (was {})",
+            was.map(ServerId::as_str).unwrap_or("nowhere")
+        );
+    }
+    chosen
 }
 
 /// Signs a join URL once the meeting is ready: now, or when its create completes.
@@ -676,11 +418,6 @@ fn join_url(
     }
 }
 
-enum CreateFailure {
-    Bbb(BbbError),
-    Store(String),
-}
-
 /// Sent by a session for `bbb.room_url`, after the permission checks: a signed join URL for
 /// the room's meeting, creating or moving the meeting as needed.
 #[derive(Message, Debug)]
@@ -698,7 +435,7 @@ impl Handler<JoinRoom> for BbbBalancer {
     type Result = ResponseFuture<Result<String, Error>>;
 
     fn handle(&mut self, msg: JoinRoom, ctx: &mut Context<Self>) -> Self::Result {
-        let prefer = self.resolve_prefer(msg.config.prefer_server.as_deref());
+        let prefer = self.pool.resolve_prefer(msg.config.prefer_server.as_deref());
         let plan = CreatePlan::Room {
             world: msg.world.clone(),
             room: msg.room.clone(),
@@ -707,7 +444,7 @@ impl Handler<JoinRoom> for BbbBalancer {
             disable_private_chat: msg.disable_private_chat,
         };
         let ensured = self.ensure(
-            EnsureRequest {
+            JoinRequest {
                 key: room_key(&msg.world, &msg.room),
                 world: msg.world.clone(),
                 purpose: Purpose::Room,
@@ -730,29 +467,24 @@ impl Handler<JoinRoom> for BbbBalancer {
 }
 
 /// Sent by a session for `bbb.recordings`: the room's recordings from every active server the
-/// world may use, asked concurrently. Failing servers are skipped; all failing is `bbb.failed`.
+/// world may use, asked concurrently, merged ([`recordings::merge`]). Failing servers are
+/// skipped; all failing is `bbb.failed`. The session formats them for the wire.
 #[derive(Message, Debug)]
-#[rtype(result = "Result<Vec<Value>, Error>")]
+#[rtype(result = "Result<Vec<Recording>, Error>")]
 pub struct GetRecordings {
     pub world: WorldId,
     pub room: RoomId,
-    pub timezone: chrono_tz::Tz,
 }
 
 impl Handler<GetRecordings> for BbbBalancer {
-    type Result = ResponseActFuture<Self, Result<Vec<Value>, Error>>;
+    type Result = ResponseActFuture<Self, Result<Vec<Recording>, Error>>;
 
     fn handle(&mut self, msg: GetRecordings, _: &mut Context<Self>) -> Self::Result {
         let Some(meeting) = self.meetings.get(&room_key(&msg.world, &msg.room)) else {
             return Box::pin(actix::fut::ready(Ok(Vec::new())));
         };
         let meeting_id = meeting.record.secrets.meeting_id.clone();
-        let endpoints: Vec<Arc<Endpoint>> = self
-            .servers
-            .iter()
-            .filter(|s| s.active() && s.world_exclusive.as_ref().is_none_or(|w| *w == msg.world))
-            .map(|s| s.endpoint.clone())
-            .collect();
+        let endpoints = self.pool.recording_endpoints(&msg.world);
         if endpoints.is_empty() {
             return Box::pin(actix::fut::ready(Err(Error::BbbFailed)));
         }
@@ -763,28 +495,20 @@ impl Handler<GetRecordings> for BbbBalancer {
             futures_util::future::join_all(calls).await
         };
         Box::pin(work.into_actor(self).map(move |results, act, _| {
-            let mut recordings: Vec<Recording> = Vec::new();
-            let mut any_ok = false;
+            let mut lists = Vec::new();
             for (server, result) in asked.iter().zip(results) {
                 match result {
                     Ok(list) => {
-                        act.record_call_success(server);
-                        any_ok = true;
-                        recordings.extend(list);
+                        act.pool.record_call_success(server);
+                        lists.push(list);
                     }
                     Err(e) => act.record_failure(server, &e),
                 }
             }
-            if !any_ok {
+            if lists.is_empty() {
                 return Err(Error::BbbFailed);
             }
-            let mut seen = HashSet::new();
-            recordings.retain(|r| seen.insert(r.record_id.clone()));
-            recordings.sort_by_key(|r| r.start_time_ms);
-            Ok(recordings
-                .iter()
-                .map(|r| wire::recording(r, msg.timezone))
-                .collect())
+            Ok(recordings::merge(lists))
         }))
     }
 }
@@ -798,7 +522,7 @@ impl Handler<ListServers> for BbbBalancer {
     type Result = MessageResult<ListServers>;
 
     fn handle(&mut self, _: ListServers, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.servers.iter().map(Server::status).collect())
+        MessageResult(self.pool.statuses())
     }
 }
 
@@ -816,37 +540,20 @@ impl Handler<PlaceCall> for BbbBalancer {
 
     fn handle(&mut self, msg: PlaceCall, ctx: &mut Context<Self>) {
         let key = call_key(&msg.call);
-        if self.meetings.contains_key(&key) {
+        let pool = &self.pool;
+        let Some(record) = self.meetings.place_call(&key, params::GUEST_ALWAYS, || {
+            choose(pool, &key, &msg.world, Purpose::Call, None, None)
+        }) else {
             return;
+        };
+        if let Some(server) = &record.server {
+            self.pool.charge(server);
         }
-        let mut record = new_record(&key, params::GUEST_ALWAYS);
-        record.server = self.choose(&key, &msg.world, Purpose::Call, None, None);
-        if let Some(server) = record
-            .server
-            .as_ref()
-            .and_then(|id| self.servers.iter_mut().find(|s| s.id() == id))
-        {
-            server.placed_since_poll += 1;
-        }
-        self.meetings.insert(
-            key.clone(),
-            Meeting {
-                record: record.clone(),
-                dirty: true,
-                confirmed_until: None,
-                waiters: None,
-            },
-        );
         self.store
-            .send(store::SaveMeeting { record })
+            .save_meeting(record)
             .into_actor(self)
             .map(move |result, act, _| match result {
-                Ok(Ok(())) => {
-                    if let Some(m) = act.meetings.get_mut(&key) {
-                        m.dirty = false;
-                    }
-                }
-                Ok(Err(e)) => log::error!("balancer: saving {key} failed: {e}"),
+                Ok(()) => act.meetings.saved(&key),
                 Err(e) => log::error!("balancer: saving {key} failed: {e}"),
             })
             .spawn(ctx);
@@ -868,7 +575,7 @@ impl Handler<JoinCall> for BbbBalancer {
 
     fn handle(&mut self, msg: JoinCall, ctx: &mut Context<Self>) -> Self::Result {
         let ensured = self.ensure(
-            EnsureRequest {
+            JoinRequest {
                 key: call_key(&msg.call),
                 world: msg.world.clone(),
                 purpose: Purpose::Call,
@@ -913,25 +620,22 @@ impl Handler<SetServerActive> for BbbBalancer {
     type Result = ResponseActFuture<Self, Result<ServerStatus, AdminRefusal>>;
 
     fn handle(&mut self, msg: SetServerActive, _: &mut Context<Self>) -> Self::Result {
-        let Some(server) = self.server_mut(&msg.server) else {
+        if !self.pool.set_override(&msg.server, msg.active) {
             return Box::pin(actix::fut::ready(Err(AdminRefusal::UnknownServer)));
-        };
-        server.override_active = Some(msg.active);
+        }
         log::info!(
             "balancer: server={} {} by an operator",
             msg.server,
             if msg.active { "enabled" } else { "disabled" }
         );
-        let save = self.store.send(store::SaveServerOverride {
-            server: msg.server.clone(),
-            active: msg.active,
-        });
+        let save = self.store.save_server_override(msg.server.clone(), msg.active);
         Box::pin(save.into_actor(self).map(move |result, act, _| {
-            if !matches!(result, Ok(Ok(()))) {
+            if result.is_err() {
                 log::error!("balancer: saving the override of server={} failed", msg.server);
             }
-            act.server(&msg.server)
-                .map(Server::status)
+            act.pool
+                .get(&msg.server)
+                .map(|s| s.status())
                 .ok_or(AdminRefusal::UnknownServer)
         }))
     }
@@ -963,30 +667,16 @@ impl Handler<MoveRoom> for BbbBalancer {
     type Result = ResponseActFuture<Self, Result<Moved, AdminRefusal>>;
 
     fn handle(&mut self, msg: MoveRoom, _: &mut Context<Self>) -> Self::Result {
-        let Some(target) = self.server(&msg.server) else {
+        let Some(target) = self.pool.get(&msg.server) else {
             return Box::pin(actix::fut::ready(Err(AdminRefusal::UnknownServer)));
         };
         if !target.candidate().usable_by(&msg.world, Purpose::Room) {
             return Box::pin(actix::fut::ready(Err(AdminRefusal::Unusable)));
         }
         let key = room_key(&msg.world, &msg.room);
-        let meeting = self.meetings.entry(key.clone()).or_insert_with(|| Meeting {
-            record: new_record(&key, msg.guest_policy),
-            dirty: true,
-            confirmed_until: None,
-            waiters: None,
-        });
-        let previous = meeting.record.server.replace(msg.server.clone());
-        meeting.confirmed_until = None;
-        meeting.dirty = true;
-        let record = meeting.record.clone();
-        if let Some(server) = self.server_mut(&msg.server) {
-            server.placed_since_poll += 1;
-        }
-        let old_endpoint = previous
-            .as_ref()
-            .and_then(|id| self.server(id))
-            .map(|s| s.endpoint.clone());
+        let (previous, record) = self.meetings.move_to(&key, msg.guest_policy, &msg.server);
+        self.pool.charge(&msg.server);
+        let old_endpoint = previous.as_ref().and_then(|id| self.pool.endpoint(id));
         log::info!(
             "balancer: {key} moved by an operator from {} to server={}",
             previous.as_ref().map(ServerId::as_str).unwrap_or("nowhere"),
@@ -1000,18 +690,16 @@ impl Handler<MoveRoom> for BbbBalancer {
                 Some(endpoint) => Some((endpoint.id.clone(), client.end(endpoint, &meeting_id).await)),
                 None => None,
             };
-            let saved = matches!(store.send(store::SaveMeeting { record }).await, Ok(Ok(())));
+            let saved = store.save_meeting(record).await.is_ok();
             (ended, saved)
         };
         Box::pin(work.into_actor(self).map(move |(ended, saved), act, _| {
             if saved {
-                if let Some(m) = act.meetings.get_mut(&key) {
-                    m.dirty = false;
-                }
+                act.meetings.saved(&key);
             }
             let meeting_ended = match ended {
                 Some((id, Ok(()))) => {
-                    act.record_call_success(&id);
+                    act.pool.record_call_success(&id);
                     true
                 }
                 Some((id, Err(e))) => {
@@ -1042,35 +730,12 @@ impl Handler<ReplaceServers> for BbbBalancer {
     type Result = ();
 
     fn handle(&mut self, msg: ReplaceServers, ctx: &mut Context<Self>) {
-        let mut old: HashMap<ServerId, Server> =
-            self.servers.drain(..).map(|s| (s.id().clone(), s)).collect();
-        let mut added = false;
-        self.servers = msg
-            .servers
-            .iter()
-            .map(|config| match old.remove(&config.id) {
-                Some(previous) => {
-                    let mut server = Server::new(config, previous.override_active);
-                    server.healthy = previous.healthy;
-                    server.fail_streak = previous.fail_streak;
-                    server.ok_streak = previous.ok_streak;
-                    server.polled_cost = previous.polled_cost;
-                    server.polled_meetings = previous.polled_meetings;
-                    server.polled_participants = previous.polled_participants;
-                    server.placed_since_poll = previous.placed_since_poll;
-                    server.last_poll_at = previous.last_poll_at;
-                    server.last_error = previous.last_error;
-                    server.polling = previous.polling;
-                    server
-                }
-                None => {
-                    added = true;
-                    Server::new(config, None)
-                }
-            })
-            .collect();
+        let added = self.pool.replace(&msg.servers, msg.settings.hysteresis());
         self.settings = msg.settings;
-        log::info!("balancer: server list reloaded ({} servers)", self.servers.len());
+        log::info!(
+            "balancer: server list reloaded ({} servers)",
+            self.pool.servers().len()
+        );
         if added {
             self.poll_all(ctx);
         }
@@ -1090,24 +755,12 @@ impl Handler<MeetingEnded> for BbbBalancer {
     type Result = bool;
 
     fn handle(&mut self, msg: MeetingEnded, _: &mut Context<Self>) -> bool {
-        let Some(meeting) = self
-            .meetings
-            .values_mut()
-            .find(|m| m.record.secrets.meeting_id == msg.meeting_id)
-        else {
-            return false;
-        };
-        let expected = end_token(&meeting.record.secrets);
-        let valid = expected.len() == msg.token.len()
-            && expected
-                .bytes()
-                .zip(msg.token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if valid {
-            meeting.confirmed_until = None;
-            log::info!("balancer: BBB reports {} ended", meeting.record.key);
+        match self.meetings.ended(&msg.meeting_id, &msg.token) {
+            Some(key) => {
+                log::info!("balancer: BBB reports {key} ended");
+                true
+            }
+            None => false,
         }
-        valid
     }
 }

@@ -4,13 +4,7 @@
 use crate::bbb::query::QueryBuilder;
 use crate::config::BbbRoomConfig;
 
-/// A meeting's identity on BBB; persisted so restarts and moves keep it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MeetingSecrets {
-    pub meeting_id: String,
-    pub attendee_pw: String,
-    pub moderator_pw: String,
-}
+pub use crate::store::MeetingSecrets;
 
 /// What a room's create needs besides the meeting's identity.
 #[derive(Clone, Debug)]

@@ -10,7 +10,6 @@ use crate::app::Services;
 use crate::balancer::{ListServers, MeetingEnded};
 use crate::registry::GetCounts;
 use crate::session;
-use crate::store;
 
 /// Mounts every route on an actix-web app.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -33,7 +32,7 @@ async fn healthz() -> HttpResponse {
 
 /// 200 when the store answers and at least one BBB server is active and healthy, else 503.
 async fn readyz(services: web::Data<Services>) -> HttpResponse {
-    let store_ok = matches!(services.store.send(store::Ping {}).await, Ok(Ok(())));
+    let store_ok = services.store.ping().await.is_ok();
     if !store_ok {
         return not_ready("store unavailable");
     }

@@ -13,7 +13,7 @@ use crate::config::{BbbRoomConfig, RoomSettings, Settings, WorldSettings};
 use crate::error::Error;
 use crate::ids::{UserId, WorldId};
 use crate::protocol::wire;
-use crate::store::{self, StoreActor, StoredGrant, UserRecord};
+use crate::store::{Store, StoredGrant, UserRecord};
 use rules::{ExplicitGrants, Moderation, Subject, WorldRules};
 
 /// The user a permission question is about. `id` is `None` before the user exists.
@@ -69,7 +69,7 @@ pub struct PermissionActor {
     view_cache: HashMap<(WorldId, String), WorldView>,
     stored_grants: HashMap<(WorldId, UserId), ExplicitGrants>,
     moderation: HashMap<(WorldId, UserId), Moderation>,
-    store: Addr<StoreActor>,
+    store: Store,
 }
 
 impl Actor for PermissionActor {
@@ -80,7 +80,7 @@ impl PermissionActor {
     /// Builds the actor from settings and what the store holds (loaded at startup).
     pub fn new(
         settings: &Settings,
-        store: Addr<StoreActor>,
+        store: Store,
         moderation: Vec<(WorldId, UserId, Moderation)>,
         grants: Vec<StoredGrant>,
     ) -> Self {
@@ -329,13 +329,9 @@ impl Handler<ApplyModeration> for PermissionActor {
     type Result = ResponseActFuture<Self, Result<Option<UserRecord>, Error>>;
 
     fn handle(&mut self, msg: ApplyModeration, _: &mut Context<Self>) -> Self::Result {
-        let request = self.store.send(store::SetModeration {
-            world: msg.world.clone(),
-            id: msg.user,
-            state: msg.state,
-        });
+        let request = self.store.set_moderation(msg.world.clone(), msg.user, msg.state);
         Box::pin(request.into_actor(self).map(move |res, act, _| {
-            let user = res??;
+            let user = res?;
             if let Some(user) = &user {
                 // Moderated users never use the shared cache; nothing to invalidate.
                 let key = (msg.world, user.id.clone());

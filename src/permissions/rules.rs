@@ -3,8 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::{Requirement, TraitGrants, WorldSettings};
 use crate::ids::RoomId;
 
@@ -19,34 +17,7 @@ pub const ROOM_BBB_RECORDINGS: &str = "room:bbb.recordings";
 /// The only permissions a silenced user keeps.
 const SILENCED_KEEP: [&str; 2] = [WORLD_VIEW, ROOM_VIEW];
 
-/// A user's moderation state, set by an operator.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Moderation {
-    #[default]
-    None,
-    Silenced,
-    Banned,
-}
-
-impl Moderation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Moderation::None => "none",
-            Moderation::Silenced => "silenced",
-            Moderation::Banned => "banned",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "none" => Some(Moderation::None),
-            "silenced" => Some(Moderation::Silenced),
-            "banned" => Some(Moderation::Banned),
-            _ => None,
-        }
-    }
-}
+pub use crate::store::Moderation;
 
 /// Whether every element of `requirements` holds for `traits`.
 /// A plain element needs that trait; a nested list needs at least one of its traits.

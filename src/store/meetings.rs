@@ -2,8 +2,15 @@
 
 use rusqlite::{params, Connection};
 
-use crate::balancer::params::MeetingSecrets;
 use crate::ids::ServerId;
+
+/// A meeting's identity on BBB; persisted so restarts and moves keep it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeetingSecrets {
+    pub meeting_id: String,
+    pub attendee_pw: String,
+    pub moderator_pw: String,
+}
 
 /// A persisted meeting: which BBB meeting a room or call is, and where it lives.
 #[derive(Clone, Debug, PartialEq, Eq)]

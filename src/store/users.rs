@@ -4,7 +4,36 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::Value;
 
 use crate::ids::{new_uuid, RoomId, UserId, WorldId};
-use crate::permissions::rules::Moderation;
+use serde::{Deserialize, Serialize};
+
+/// A user's moderation state, set by an operator.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Moderation {
+    #[default]
+    None,
+    Silenced,
+    Banned,
+}
+
+impl Moderation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Moderation::None => "none",
+            Moderation::Silenced => "silenced",
+            Moderation::Banned => "banned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Moderation::None),
+            "silenced" => Some(Moderation::Silenced),
+            "banned" => Some(Moderation::Banned),
+            _ => None,
+        }
+    }
+}
 
 /// How a login identifies its user inside a world.
 #[derive(Clone, Debug, PartialEq, Eq)]

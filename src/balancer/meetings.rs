@@ -1,0 +1,305 @@
+//! The meeting table (pure): every room's and call's meeting record, whether BBB is known to
+//! have it ([`MeetingState`]), and the joins waiting for the one create in flight. For a join
+//! it answers [`Decision::Ready`] (sign now), [`Decision::Wait`] (a create is in flight) or
+//! [`Decision::Create`] (create on this server). Generic over the waiter type `W` so it can be
+//! tested without channels; the balancer uses oneshot senders.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+
+use crate::ids::ServerId;
+use crate::store::{MeetingRecord, MeetingSecrets};
+
+use super::callback;
+
+/// Length of generated meeting ids and passwords (alphanumeric).
+const SECRET_LEN: usize = 32;
+
+/// What the gateway knows about a meeting on BBB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeetingState {
+    /// Not known to exist: the next join sends `create` (which BBB treats as idempotent).
+    Unconfirmed,
+    /// BBB confirmed it (create, or a poll listing it with participants); joins until then
+    /// skip `create` (`create_reuse_ms`).
+    ConfirmedUntil(Instant),
+}
+
+impl MeetingState {
+    fn confirmed_at(self, now: Instant) -> bool {
+        matches!(self, MeetingState::ConfirmedUntil(t) if t > now)
+    }
+
+    fn confirmed(reuse: Duration, now: Instant) -> Self {
+        if reuse.is_zero() {
+            MeetingState::Unconfirmed
+        } else {
+            MeetingState::ConfirmedUntil(now + reuse)
+        }
+    }
+}
+
+/// One meeting of the table.
+#[derive(Debug)]
+pub struct Meeting<W> {
+    pub record: MeetingRecord,
+    /// Whether the record changed since it was last saved.
+    pub dirty: bool,
+    pub state: MeetingState,
+    /// Joins waiting for the one in-flight create, if any.
+    waiters: Option<Vec<W>>,
+}
+
+impl<W> Meeting<W> {
+    fn new(record: MeetingRecord, dirty: bool) -> Self {
+        Self {
+            record,
+            dirty,
+            state: MeetingState::Unconfirmed,
+            waiters: None,
+        }
+    }
+
+    /// Whether a create is in flight.
+    pub fn creating(&self) -> bool {
+        self.waiters.is_some()
+    }
+}
+
+/// A join's view of the meeting it wants.
+#[derive(Clone, Debug)]
+pub struct Want<'a> {
+    pub key: &'a str,
+    pub voice_bridge: Option<String>,
+    pub guest_policy: &'static str,
+}
+
+/// What a join should do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// BBB has the meeting: sign a join URL now.
+    Ready {
+        server: ServerId,
+        secrets: MeetingSecrets,
+    },
+    /// A create is in flight; the waiter was queued for its outcome.
+    Wait,
+    /// This join starts the create on `on`; the waiter was queued. `save`: the record
+    /// changed and must be persisted first; `placed`: the meeting was (re)placed on `on`.
+    Create {
+        on: ServerId,
+        record: Box<MeetingRecord>,
+        save: bool,
+        placed: bool,
+    },
+    /// No usable server; the waiter was dropped.
+    NoServer,
+}
+
+/// A fresh record with random meeting id and passwords.
+pub fn new_record(key: &str, guest_policy: &str) -> MeetingRecord {
+    MeetingRecord {
+        key: key.to_string(),
+        secrets: MeetingSecrets {
+            meeting_id: random_secret(),
+            attendee_pw: random_secret(),
+            moderator_pw: random_secret(),
+        },
+        server: None,
+        voice_bridge: None,
+        guest_policy: guest_policy.to_string(),
+    }
+}
+
+fn random_secret() -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(SECRET_LEN)
+        .map(char::from)
+        .collect()
+}
+
+/// Every meeting record by key (`room/{world}/{room}`, `call/{call}`).
+#[derive(Debug)]
+pub struct MeetingTable<W> {
+    meetings: HashMap<String, Meeting<W>>,
+}
+
+impl<W> Default for MeetingTable<W> {
+    fn default() -> Self {
+        Self {
+            meetings: HashMap::new(),
+        }
+    }
+}
+
+impl<W> MeetingTable<W> {
+    /// The table from the records saved in the store.
+    pub fn from_records(records: Vec<MeetingRecord>) -> Self {
+        Self {
+            meetings: records
+                .into_iter()
+                .map(|record| (record.key.clone(), Meeting::new(record, false)))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Meeting<W>> {
+        self.meetings.get(key)
+    }
+
+    fn entry(&mut self, key: &str, guest_policy: &str) -> &mut Meeting<W> {
+        self.meetings
+            .entry(key.to_string())
+            .or_insert_with(|| Meeting::new(new_record(key, guest_policy), true))
+    }
+
+    /// A join: ready, wait for the create in flight, or create — on the current server when
+    /// `usable` says so, else where `place` puts it (`place` gets the current server).
+    pub fn join(
+        &mut self,
+        want: Want<'_>,
+        now: Instant,
+        waiter: W,
+        usable: impl Fn(&ServerId) -> bool,
+        place: impl FnOnce(Option<&ServerId>) -> Option<ServerId>,
+    ) -> Decision {
+        let meeting = self.entry(want.key, want.guest_policy);
+        let current = meeting.record.server.clone().filter(|s| usable(s));
+        if let Some(server) = &current {
+            if meeting.state.confirmed_at(now) {
+                return Decision::Ready {
+                    server: server.clone(),
+                    secrets: meeting.record.secrets.clone(),
+                };
+            }
+        }
+        if let Some(waiters) = meeting.waiters.as_mut() {
+            waiters.push(waiter);
+            return Decision::Wait;
+        }
+        let Some(on) = current.or_else(|| place(meeting.record.server.as_ref())) else {
+            return Decision::NoServer;
+        };
+        let placed = meeting.record.server.as_ref() != Some(&on);
+        if placed {
+            meeting.record.server = Some(on.clone());
+            meeting.dirty = true;
+            meeting.state = MeetingState::Unconfirmed;
+        }
+        if meeting.record.voice_bridge != want.voice_bridge
+            || meeting.record.guest_policy != want.guest_policy
+        {
+            meeting.record.voice_bridge = want.voice_bridge;
+            meeting.record.guest_policy = want.guest_policy.to_string();
+            meeting.dirty = true;
+        }
+        meeting.waiters = Some(vec![waiter]);
+        Decision::Create {
+            on,
+            record: Box::new(meeting.record.clone()),
+            save: meeting.dirty,
+            placed,
+        }
+    }
+
+    /// A create finished: `created` (BBB has the meeting), `saved` (the record was persisted
+    /// or needed no save). Returns the waiters to answer.
+    pub fn create_finished(
+        &mut self,
+        key: &str,
+        created: bool,
+        saved: bool,
+        reuse: Duration,
+        now: Instant,
+    ) -> Vec<W> {
+        let Some(meeting) = self.meetings.get_mut(key) else {
+            return Vec::new();
+        };
+        if saved {
+            meeting.dirty = false;
+        }
+        if created {
+            meeting.state = MeetingState::confirmed(reuse, now);
+        }
+        meeting.waiters.take().unwrap_or_default()
+    }
+
+    /// A call starting: a new record placed by `place` (None when the call has one already).
+    pub fn place_call(
+        &mut self,
+        key: &str,
+        guest_policy: &str,
+        place: impl FnOnce() -> Option<ServerId>,
+    ) -> Option<MeetingRecord> {
+        if self.meetings.contains_key(key) {
+            return None;
+        }
+        let mut record = new_record(key, guest_policy);
+        record.server = place();
+        self.meetings
+            .insert(key.to_string(), Meeting::new(record.clone(), true));
+        Some(record)
+    }
+
+    /// An operator's move: re-homes the meeting on `server` (creating the record if needed).
+    /// Returns the previous server and the record to save.
+    pub fn move_to(
+        &mut self,
+        key: &str,
+        guest_policy: &str,
+        server: &ServerId,
+    ) -> (Option<ServerId>, MeetingRecord) {
+        let meeting = self.entry(key, guest_policy);
+        let previous = meeting.record.server.replace(server.clone());
+        meeting.state = MeetingState::Unconfirmed;
+        meeting.dirty = true;
+        (previous, meeting.record.clone())
+    }
+
+    /// The record was persisted.
+    pub fn saved(&mut self, key: &str) {
+        if let Some(m) = self.meetings.get_mut(key) {
+            m.dirty = false;
+        }
+    }
+
+    /// A poll of `server` listed these running meetings (meeting id → participant count).
+    /// Meetings it lists with participants are confirmed for `reuse`; meetings it no longer
+    /// lists lose their confirmation. Meetings with a create in flight are left alone.
+    pub fn polled(&mut self, server: &ServerId, running: &HashMap<&str, u64>, reuse: Duration, now: Instant) {
+        for meeting in self.meetings.values_mut() {
+            if meeting.record.server.as_ref() != Some(server) || meeting.creating() {
+                continue;
+            }
+            match running.get(meeting.record.secrets.meeting_id.as_str()) {
+                Some(&participants) if participants > 0 && !reuse.is_zero() => {
+                    meeting.state = MeetingState::confirmed(reuse, now)
+                }
+                Some(_) => {}
+                None => meeting.state = MeetingState::Unconfirmed,
+            }
+        }
+    }
+
+    /// BBB's end callback for `meeting_id` with `token`: the meeting's key when the token is
+    /// right (its confirmation is dropped), None otherwise.
+    pub fn ended(&mut self, meeting_id: &str, token: &str) -> Option<String> {
+        let meeting = self
+            .meetings
+            .values_mut()
+            .find(|m| m.record.secrets.meeting_id == meeting_id)?;
+        if !callback::token_matches(&meeting.record.secrets, token) {
+            return None;
+        }
+        meeting.state = MeetingState::Unconfirmed;
+        Some(meeting.record.key.clone())
+    }
+}
+
+#[cfg(test)]
+#[path = "meetings_tests.rs"]
+mod tests;

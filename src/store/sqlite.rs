@@ -1,0 +1,171 @@
+//! The SQLite backend: one connection owned by a dedicated thread; operations are closures
+//! sent over a channel and answered through a oneshot, so no event loop ever blocks on it.
+
+use std::path::Path;
+use std::sync::mpsc;
+
+use rusqlite::Connection;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::{
+    chat, meetings, schema, users, Appended, CallRecord, ChannelInfo, ChatEvent, ChatRefusal, LoginKey,
+    MeetingRecord, Moderation, NewContent, StoreBackend, StoreError, StoreFuture, StoreResult, StoredGrant,
+    UserRecord,
+};
+use crate::ids::{ServerId, UserId, WorldId};
+
+/// Opens (creating parent directories and the file) and migrates the database.
+/// Blocking: call it from a blocking context (startup uses `spawn_blocking`).
+pub fn open(path: &Path) -> StoreResult<Connection> {
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError(format!("cannot create {}: {e}", parent.display())))?;
+        }
+    }
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    schema::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// The SQLite backend's handle: a channel to the thread that owns the connection.
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl SqliteStore {
+    /// Starts the store's thread with an opened connection. The thread ends when every
+    /// handle is dropped.
+    pub fn start(mut conn: Connection) -> Self {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("store-sqlite".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job(&mut conn);
+                }
+            })
+            .map(|_| ())
+            .unwrap_or_else(|e| log::error!("store: cannot start the database thread: {e}"));
+        Self { jobs }
+    }
+
+    /// Runs `f` on the database thread.
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreFuture<T> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.jobs.send(Box::new(move |conn: &mut Connection| {
+            let _ = tx.send(f(conn).map_err(StoreError::from));
+        }));
+        Box::pin(async move {
+            sent.map_err(|_| StoreError("the database thread has stopped".into()))?;
+            rx.await
+                .map_err(|_| StoreError("the database thread has stopped".into()))?
+        })
+    }
+}
+
+impl StoreBackend for SqliteStore {
+    fn login_user(
+        &self,
+        world: WorldId,
+        key: LoginKey,
+        traits: Option<Vec<String>>,
+        profile: Option<Value>,
+        may_create: bool,
+    ) -> StoreFuture<Option<UserRecord>> {
+        self.run(move |c| users::login(c, &world, &key, traits.as_deref(), profile.as_ref(), may_create))
+    }
+
+    fn get_user(&self, world: WorldId, id: String) -> StoreFuture<Option<UserRecord>> {
+        self.run(move |c| users::find_by_id(c, &world, &id))
+    }
+
+    fn update_profile(&self, world: WorldId, id: UserId, profile: Value) -> StoreFuture<Option<UserRecord>> {
+        self.run(move |c| users::update_profile(c, &world, &id, &profile))
+    }
+
+    fn set_moderation(
+        &self,
+        world: WorldId,
+        id: String,
+        state: Moderation,
+    ) -> StoreFuture<Option<UserRecord>> {
+        self.run(move |c| users::set_moderation(c, &world, &id, state))
+    }
+
+    fn load_moderation(&self) -> StoreFuture<Vec<(WorldId, UserId, Moderation)>> {
+        self.run(|c| users::moderated(c))
+    }
+
+    fn load_role_grants(&self) -> StoreFuture<Vec<StoredGrant>> {
+        self.run(|c| users::role_grants(c))
+    }
+
+    fn save_meeting(&self, record: MeetingRecord) -> StoreFuture<()> {
+        self.run(move |c| meetings::save(c, &record))
+    }
+
+    fn load_meetings(&self) -> StoreFuture<Vec<MeetingRecord>> {
+        self.run(|c| meetings::all(c))
+    }
+
+    fn save_server_override(&self, server: ServerId, active: bool) -> StoreFuture<()> {
+        self.run(move |c| meetings::set_server_override(c, &server, active))
+    }
+
+    fn load_server_overrides(&self) -> StoreFuture<Vec<(ServerId, bool)>> {
+        self.run(|c| meetings::server_overrides(c))
+    }
+
+    fn direct_channel(
+        &self,
+        world: WorldId,
+        members: Vec<UserId>,
+    ) -> StoreFuture<Result<ChannelInfo, ChatRefusal>> {
+        self.run(move |c| chat::direct_channel(c, &world, &members))
+    }
+
+    fn channels_of(&self, world: WorldId, user: UserId) -> StoreFuture<Vec<ChannelInfo>> {
+        self.run(move |c| chat::channels_of(c, &world, &user))
+    }
+
+    fn append_event(
+        &self,
+        world: WorldId,
+        channel: String,
+        sender: UserId,
+        event_type: String,
+        content: NewContent,
+    ) -> StoreFuture<Result<Appended, ChatRefusal>> {
+        self.run(move |c| chat::append(c, &world, &channel, &sender, &event_type, content))
+    }
+
+    fn fetch_events(
+        &self,
+        world: WorldId,
+        channel: String,
+        user: UserId,
+        count: u32,
+        before_id: Option<i64>,
+    ) -> StoreFuture<Result<Vec<ChatEvent>, ChatRefusal>> {
+        self.run(move |c| chat::fetch(c, &world, &channel, &user, count, before_id))
+    }
+
+    fn get_call(&self, world: WorldId, call: String) -> StoreFuture<Option<CallRecord>> {
+        self.run(move |c| chat::call(c, &world, &call))
+    }
+
+    fn ping(&self) -> StoreFuture<()> {
+        self.run(|c| c.query_row("SELECT 1", [], |_| Ok(())))
+    }
+}
