@@ -10,27 +10,15 @@ use actix_web::{web, App, HttpServer};
 
 use crate::balancer::{BalancerSettings, BbbBalancer};
 use crate::bbb::client::{tls_config, BbbClient};
-use crate::config::{ConfigHandle, ServerConfig, Settings};
+pub use crate::config::complete_for_listener;
+use crate::config::{ConfigHandle, Settings};
 use crate::http;
-use crate::ids::ServerId;
 use crate::metrics::Metrics;
 use crate::permissions::PermissionActor;
 use crate::registry::SessionRegistry;
+pub use crate::services::Services;
 use crate::simulator::SimulatorState;
 use crate::store::{Store, StoreResult};
-
-/// Addresses of the long-lived actors and shared handles; every session gets a clone.
-#[derive(Clone)]
-pub struct Services {
-    pub config: ConfigHandle,
-    pub store: Store,
-    pub perms: Addr<PermissionActor>,
-    pub registry: Addr<SessionRegistry>,
-    pub balancer: Addr<BbbBalancer>,
-    pub metrics: Metrics,
-    /// The address the HTTP server is bound to (the reload needs it for the simulator server).
-    pub local_addr: std::net::SocketAddr,
-}
 
 /// Why the service could not start.
 #[derive(Debug)]
@@ -158,32 +146,6 @@ impl Application {
 /// Asks the store for startup data; any failure stops the start.
 fn load<T>(result: StoreResult<T>) -> Result<T, StartError> {
     result.map_err(|e| StartError(e.to_string()))
-}
-
-/// Fills in what depends on the bound address: a `public_url` left empty becomes
-/// `http://{address}`, and with the simulator enabled and no servers configured the simulator
-/// becomes the one BBB server ("simulator").
-pub fn complete_for_listener(settings: &mut Settings, local: std::net::SocketAddr) {
-    let reachable = if local.ip().is_unspecified() {
-        std::net::SocketAddr::from(([127, 0, 0, 1], local.port()))
-    } else {
-        local
-    };
-    if settings.server.public_url.is_empty() {
-        settings.server.public_url = format!("http://{reachable}");
-    }
-    if settings.simulator.enabled && settings.bbb.servers.is_empty() {
-        settings.bbb.servers.push(ServerConfig {
-            id: ServerId::new("simulator"),
-            url: format!("http://{reachable}/simulator/bigbluebutton/"),
-            secret: settings.simulator.secret.clone(),
-            active: true,
-            rooms_only: false,
-            world_exclusive: None,
-            checksum: crate::bbb::checksum::ChecksumAlgorithm::Sha256,
-            load_multiplier: 1.0,
-        });
-    }
 }
 
 /// Binds a listening socket with a deep accept backlog, so thousands of browsers connecting in

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::app::Services;
 use crate::balancer::params::Joiner;
 use crate::balancer::{JoinCall, PlaceCall};
 use crate::error::Error;
@@ -17,6 +16,7 @@ use crate::protocol::command::SendContent;
 use crate::protocol::{frame, wire};
 use crate::registry::{Push, PushToUsers};
 use crate::rooms::{avatar_url, display_name};
+use crate::services::Services;
 use crate::store::{ChatRefusal, NewContent, UserRecord};
 
 fn refusal(r: ChatRefusal) -> Error {

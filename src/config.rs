@@ -14,30 +14,7 @@ use crate::ids::{RoomId, ServerId, WorldId};
 /// Prefix of environment variables that override settings.
 pub const ENV_PREFIX: &str = "BBB_GATEWAY__";
 
-/// A secret value: never printed by `Debug`, never serialised into a reply.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use crate::secret::Secret;
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -549,7 +526,7 @@ fn validate(s: &mut Settings) -> Result<(), Invalid> {
         return Err(invalid("bbb.healthy_after", "must be at least 1"));
     }
     if !s.bbb.tls_ca_file.is_empty() {
-        crate::bbb::client::read_pem_certs(&s.bbb.tls_ca_file).map_err(|e| invalid("bbb.tls_ca_file", e))?;
+        crate::tls::read_pem_certs(&s.bbb.tls_ca_file).map_err(|e| invalid("bbb.tls_ca_file", e))?;
     }
     if s.simulator.enabled && s.simulator.secret.is_empty() {
         return Err(invalid("simulator.secret", "must not be empty"));
@@ -724,6 +701,32 @@ pub fn room_index(world: &WorldSettings) -> HashMap<RoomId, usize> {
         .enumerate()
         .map(|(i, r)| (r.id.clone(), i))
         .collect()
+}
+
+/// Fills in what depends on the bound address: a `public_url` left empty becomes
+/// `http://{address}`, and with the simulator enabled and no servers configured the simulator
+/// becomes the one BBB server ("simulator").
+pub fn complete_for_listener(settings: &mut Settings, local: std::net::SocketAddr) {
+    let reachable = if local.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], local.port()))
+    } else {
+        local
+    };
+    if settings.server.public_url.is_empty() {
+        settings.server.public_url = format!("http://{reachable}");
+    }
+    if settings.simulator.enabled && settings.bbb.servers.is_empty() {
+        settings.bbb.servers.push(ServerConfig {
+            id: ServerId::new("simulator"),
+            url: format!("http://{reachable}/simulator/bigbluebutton/"),
+            secret: settings.simulator.secret.clone(),
+            active: true,
+            rooms_only: false,
+            world_exclusive: None,
+            checksum: ChecksumAlgorithm::Sha256,
+            load_multiplier: 1.0,
+        });
+    }
 }
 
 #[cfg(test)]

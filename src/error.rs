@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::protocol::codes;
+use crate::codes;
 
 /// The command namespaces the protocol knows (text before the first dot of an action).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

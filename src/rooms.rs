@@ -3,7 +3,6 @@
 
 use serde_json::{json, Value};
 
-use crate::app::Services;
 use crate::balancer::params::Joiner;
 use crate::balancer::{GetRecordings, JoinRoom};
 use crate::error::Error;
@@ -11,6 +10,7 @@ use crate::ids::WorldId;
 use crate::permissions::rules::{ROOM_BBB_JOIN, ROOM_BBB_MODERATE, ROOM_BBB_RECORDINGS};
 use crate::permissions::{GetRoomAccess, Principal, RoomAccess};
 use crate::protocol::wire;
+use crate::services::Services;
 use crate::store::UserRecord;
 
 /// The room and the user's rights in it; a room without a BBB module is `room.unknown`.

@@ -14,7 +14,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use serde_json::{json, Value};
 
-use crate::app::Services;
 use crate::auth;
 use crate::error::Error;
 use crate::ids::WorldId;
@@ -24,6 +23,7 @@ use crate::protocol::command::{self, Command};
 use crate::protocol::frame::{self, Frame};
 use crate::protocol::wire;
 use crate::registry::{ConnId, Push, PushToUsers, Register, Unregister};
+use crate::services::Services;
 use crate::store::{self, UserRecord};
 use crate::{chat, rooms};
 

@@ -1,7 +1,5 @@
 //! BBB's end callback (pure): the URL BBB calls when a meeting ends, and its token.
 
-use subtle::ConstantTimeEq;
-
 use crate::store::MeetingSecrets;
 
 /// The token of a meeting's end callback: derived from its moderator password, so only the
@@ -17,7 +15,7 @@ pub fn end_token(secrets: &MeetingSecrets) -> String {
 
 /// Whether `token` is the meeting's end token (constant-time).
 pub fn token_matches(secrets: &MeetingSecrets, token: &str) -> bool {
-    end_token(secrets).as_bytes().ct_eq(token.as_bytes()).into()
+    crate::secret::constant_time_eq(end_token(secrets).as_bytes(), token.as_bytes())
 }
 
 /// The URL BBB calls when the meeting ends, so a reused confirmation is dropped at once.

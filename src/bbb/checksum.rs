@@ -80,17 +80,8 @@ pub fn verify(call: &str, query: &str, secret: &str, given: &str) -> bool {
         return false;
     };
     let expected = checksum(alg, call, query, secret);
-    constant_time_eq_ignore_ascii_case(expected.as_bytes(), given.as_bytes())
-}
-
-fn constant_time_eq_ignore_ascii_case(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| {
-        acc | (x.to_ascii_lowercase() ^ y.to_ascii_lowercase())
-    });
-    diff == 0
+    // `expected` is lowercase hex; lowercasing `given` keeps the comparison case-insensitive.
+    crate::secret::constant_time_eq(expected.as_bytes(), given.to_ascii_lowercase().as_bytes())
 }
 
 #[cfg(test)]

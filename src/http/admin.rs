@@ -2,23 +2,19 @@
 //! user moderation and settings reload. JSON in and out; every route is 404 when no
 //! `admin_token` is configured, 401 without the right token.
 
-use std::sync::Arc;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::{complete_for_listener, Services};
-use crate::balancer::{
-    params, AdminRefusal, BalancerSettings, ListServers, MoveRoom, ReplaceServers, SetServerActive,
-};
-use crate::config;
+use crate::balancer::{params, AdminRefusal, ListServers, MoveRoom, SetServerActive};
 use crate::ids::{RoomId, ServerId, WorldId};
 use crate::permissions::rules::Moderation;
-use crate::permissions::{ApplyModeration, ReplaceWorlds};
+use crate::permissions::ApplyModeration;
 use crate::registry::{Push, PushToUsers};
+use crate::reload::ReloadError;
+use crate::services::Services;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -88,11 +84,6 @@ impl From<actix::MailboxError> for AdminError {
 
 type AdminResult = Result<HttpResponse, AdminError>;
 
-/// Compares without an early exit, so the token cannot be guessed byte by byte from timings.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// `Off` when the admin API is off, `Unauthorized` unless the request carries the token.
 fn authorize(req: &HttpRequest, services: &Services) -> Result<(), AdminError> {
     let settings = services.config.current();
@@ -103,7 +94,7 @@ fn authorize(req: &HttpRequest, services: &Services) -> Result<(), AdminError> {
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "));
     match given {
-        Some(given) if same(given.trim().as_bytes(), token.expose().as_bytes()) => Ok(()),
+        Some(given) if token.matches(given.trim()) => Ok(()),
         _ => Err(AdminError::Unauthorized),
     }
 }
@@ -230,36 +221,13 @@ async fn moderation(
 /// Bind address, database and simulator need a restart.
 async fn reload(req: HttpRequest, services: web::Data<Services>) -> AdminResult {
     authorize(&req, &services)?;
-    let path =
-        services.config.path().map(|p| p.to_path_buf()).ok_or_else(|| {
-            AdminError::BadRequest("the service was not started from a settings file".into())
-        })?;
-    let mut settings = web::block(move || config::load(&path))
-        .await
-        .map_err(|_| AdminError::Internal)?
-        .map_err(|e| AdminError::BadRequest(e.to_string()))?;
-    let current = services.config.current();
-    // What cannot change at runtime keeps its running value.
-    settings.server.bind = current.server.bind.clone();
-    settings.server.database = current.server.database.clone();
-    settings.simulator = current.simulator.clone();
-    if settings.server.public_url.is_empty() {
-        settings.server.public_url = current.server.public_url.clone();
-    }
-    complete_for_listener(&mut settings, services.local_addr);
-    let settings = Arc::new(settings);
-    services.config.replace(settings.clone());
-    services.perms.do_send(ReplaceWorlds {
-        settings: settings.clone(),
-    });
-    services.balancer.do_send(ReplaceServers {
-        servers: settings.bbb.servers.clone(),
-        settings: BalancerSettings::from_settings(&settings.bbb, settings.public_url()),
-    });
-    log::info!("admin: settings reloaded");
+    let reloaded = crate::reload::reload(&services).await.map_err(|e| match e {
+        ReloadError::NoSettingsFile | ReloadError::Invalid(_) => AdminError::BadRequest(e.to_string()),
+        ReloadError::Internal => AdminError::Internal,
+    })?;
     Ok(HttpResponse::Ok().json(json!({
         "reloaded": true,
-        "worlds": settings.worlds.len(),
-        "servers": settings.bbb.servers.len(),
+        "worlds": reloaded.worlds,
+        "servers": reloaded.servers,
     })))
 }

@@ -6,9 +6,9 @@ use actix_web::{web, HttpResponse};
 
 use serde_json::json;
 
-use crate::app::Services;
 use crate::balancer::{ListServers, MeetingEnded};
 use crate::registry::GetCounts;
+use crate::services::Services;
 use crate::session;
 
 /// Mounts every route on an actix-web app.

@@ -1,7 +1,7 @@
 //! The venueless/eventyay WebSocket protocol: frames in ([`frame`]), typed commands
-//! ([`command`]), and the JSON shapes sent back ([`wire`]). Codes live in [`codes`].
+//! ([`command`]), and the JSON shapes sent back ([`wire`]). Codes live in [`crate::codes`] (re-exported as `protocol::codes`).
 
-pub mod codes;
+pub use crate::codes;
 pub mod command;
 pub mod frame;
 pub mod wire;

@@ -1,0 +1,274 @@
+//! The balancer's messages from sessions and BBB: joins (rooms and calls), call placement,
+//! recordings, and the end callback. Handlers are glue over [`super::meetings`] and
+//! [`super::pool`].
+
+use actix::prelude::*;
+
+use super::strategy::Purpose;
+use super::{call_key, choose, params, recordings, room_key, BbbBalancer, Ensured, JoinRequest, Ready};
+use crate::bbb::xml::Recording;
+use crate::config::BbbRoomConfig;
+use crate::error::Error;
+use crate::ids::{CallId, RoomId, ServerId, WorldId};
+use crate::store::MeetingRecord;
+use params::Joiner;
+
+/// How to create a meeting on BBB.
+#[derive(Clone, Debug)]
+pub(super) enum CreatePlan {
+    Room {
+        world: WorldId,
+        room: RoomId,
+        name: String,
+        config: BbbRoomConfig,
+        disable_private_chat: bool,
+    },
+    Call {
+        call: CallId,
+    },
+}
+
+impl CreatePlan {
+    pub(super) fn query(
+        &self,
+        record: &MeetingRecord,
+        end_callback: Option<&str>,
+    ) -> (String, Option<String>) {
+        match self {
+            CreatePlan::Room {
+                world,
+                room,
+                name,
+                config,
+                disable_private_chat,
+            } => (
+                params::room_create(
+                    &record.secrets,
+                    &params::RoomCreate {
+                        world: world.as_str(),
+                        room: room.as_str(),
+                        name,
+                        config,
+                        disable_private_chat: *disable_private_chat,
+                        voice_bridge: record.voice_bridge.as_deref(),
+                        end_callback,
+                    },
+                ),
+                config.presentation.clone(),
+            ),
+            CreatePlan::Call { call } => (
+                params::call_create(&record.secrets, call.as_str(), end_callback),
+                None,
+            ),
+        }
+    }
+}
+
+/// Signs a join URL once the meeting is ready: now, or when its create completes.
+fn join_url(
+    ensured: Result<Ensured, Error>,
+    sign: impl FnOnce(Ready) -> String + 'static,
+) -> ResponseFuture<Result<String, Error>> {
+    match ensured {
+        Err(e) => Box::pin(async move { Err(e) }),
+        Ok(Ensured::Ready(ready)) => {
+            let url = sign(ready);
+            Box::pin(async move { Ok(url) })
+        }
+        Ok(Ensured::Wait(rx)) => Box::pin(async move {
+            let ready = rx.await.map_err(|_| Error::BbbFailed)??;
+            Ok(sign(ready))
+        }),
+    }
+}
+
+/// Sent by a session for `bbb.room_url`, after the permission checks: a signed join URL for
+/// the room's meeting, creating or moving the meeting as needed.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<String, Error>")]
+pub struct JoinRoom {
+    pub world: WorldId,
+    pub room: RoomId,
+    pub name: String,
+    pub config: BbbRoomConfig,
+    pub disable_private_chat: bool,
+    pub joiner: Joiner,
+}
+
+impl Handler<JoinRoom> for BbbBalancer {
+    type Result = ResponseFuture<Result<String, Error>>;
+
+    fn handle(&mut self, msg: JoinRoom, ctx: &mut Context<Self>) -> Self::Result {
+        let prefer = self.pool.resolve_prefer(msg.config.prefer_server.as_deref());
+        let plan = CreatePlan::Room {
+            world: msg.world.clone(),
+            room: msg.room.clone(),
+            name: msg.name.clone(),
+            config: msg.config.clone(),
+            disable_private_chat: msg.disable_private_chat,
+        };
+        let ensured = self.ensure(
+            JoinRequest {
+                key: room_key(&msg.world, &msg.room),
+                world: msg.world.clone(),
+                purpose: Purpose::Room,
+                prefer,
+                voice_bridge: msg.config.voice_bridge.clone(),
+                guest_policy: params::guest_policy(&msg.config),
+                plan,
+            },
+            ctx,
+        );
+        let public_url = self.settings.public_url.clone();
+        let sign = move |ready: Ready| {
+            ready.endpoint.url_for(
+                "join",
+                &params::room_join(&ready.secrets, &msg.joiner, &msg.config, &public_url),
+            )
+        };
+        join_url(ensured, sign)
+    }
+}
+
+/// Sent by a session for `bbb.recordings`: the room's recordings from every active server the
+/// world may use, asked concurrently, merged ([`recordings::merge`]). Failing servers are
+/// skipped; all failing is `bbb.failed`. The session formats them for the wire.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Vec<Recording>, Error>")]
+pub struct GetRecordings {
+    pub world: WorldId,
+    pub room: RoomId,
+}
+
+impl Handler<GetRecordings> for BbbBalancer {
+    type Result = ResponseActFuture<Self, Result<Vec<Recording>, Error>>;
+
+    fn handle(&mut self, msg: GetRecordings, _: &mut Context<Self>) -> Self::Result {
+        let Some(meeting) = self.meetings.get(&room_key(&msg.world, &msg.room)) else {
+            return Box::pin(actix::fut::ready(Ok(Vec::new())));
+        };
+        let meeting_id = meeting.record.secrets.meeting_id.clone();
+        let endpoints = self.pool.recording_endpoints(&msg.world);
+        if endpoints.is_empty() {
+            return Box::pin(actix::fut::ready(Err(Error::BbbFailed)));
+        }
+        let client = self.client.clone();
+        let asked: Vec<ServerId> = endpoints.iter().map(|e| e.id.clone()).collect();
+        let work = async move {
+            let calls = endpoints.iter().map(|e| client.get_recordings(e, &meeting_id));
+            futures_util::future::join_all(calls).await
+        };
+        Box::pin(work.into_actor(self).map(move |results, act, _| {
+            let mut lists = Vec::new();
+            for (server, result) in asked.iter().zip(results) {
+                match result {
+                    Ok(list) => {
+                        act.pool.record_call_success(server);
+                        lists.push(list);
+                    }
+                    Err(e) => act.record_failure(server, &e),
+                }
+            }
+            if lists.is_empty() {
+                return Err(Error::BbbFailed);
+            }
+            Ok(recordings::merge(lists))
+        }))
+    }
+}
+
+/// Sent by a session when a call starts: place the call's meeting (never on a `rooms_only`
+/// server) and persist its record. With no usable server the call is placed on its first join.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct PlaceCall {
+    pub world: WorldId,
+    pub call: CallId,
+}
+
+impl Handler<PlaceCall> for BbbBalancer {
+    type Result = ();
+
+    fn handle(&mut self, msg: PlaceCall, ctx: &mut Context<Self>) {
+        let key = call_key(&msg.call);
+        let pool = &self.pool;
+        let Some(record) = self.meetings.place_call(&key, params::GUEST_ALWAYS, || {
+            choose(pool, &key, &msg.world, Purpose::Call, None, None)
+        }) else {
+            return;
+        };
+        if let Some(server) = &record.server {
+            self.pool.charge(server);
+        }
+        self.store
+            .save_meeting(record)
+            .into_actor(self)
+            .map(move |result, act, _| match result {
+                Ok(()) => act.meetings.saved(&key),
+                Err(e) => log::error!("balancer: saving {key} failed: {e}"),
+            })
+            .spawn(ctx);
+    }
+}
+
+/// Sent by a session for `bbb.call_url`, after the invite check: a moderator join URL for the
+/// call's meeting, creating or moving it as needed.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<String, Error>")]
+pub struct JoinCall {
+    pub world: WorldId,
+    pub call: CallId,
+    pub joiner: Joiner,
+}
+
+impl Handler<JoinCall> for BbbBalancer {
+    type Result = ResponseFuture<Result<String, Error>>;
+
+    fn handle(&mut self, msg: JoinCall, ctx: &mut Context<Self>) -> Self::Result {
+        let ensured = self.ensure(
+            JoinRequest {
+                key: call_key(&msg.call),
+                world: msg.world.clone(),
+                purpose: Purpose::Call,
+                prefer: None,
+                voice_bridge: None,
+                guest_policy: params::GUEST_ALWAYS,
+                plan: CreatePlan::Call {
+                    call: msg.call.clone(),
+                },
+            },
+            ctx,
+        );
+        let public_url = self.settings.public_url.clone();
+        let sign = move |ready: Ready| {
+            ready.endpoint.url_for(
+                "join",
+                &params::call_join(&ready.secrets, &msg.joiner, &public_url),
+            )
+        };
+        join_url(ensured, sign)
+    }
+}
+
+/// Sent by the `/bbb/ended/...` route when BBB reports that a meeting ended: the next join
+/// must create it again. Returns whether the meeting and token were recognised.
+#[derive(Message, Debug)]
+#[rtype(result = "bool")]
+pub struct MeetingEnded {
+    pub meeting_id: String,
+    pub token: String,
+}
+
+impl Handler<MeetingEnded> for BbbBalancer {
+    type Result = bool;
+
+    fn handle(&mut self, msg: MeetingEnded, _: &mut Context<Self>) -> bool {
+        match self.meetings.ended(&msg.meeting_id, &msg.token) {
+            Some(key) => {
+                log::info!("balancer: BBB reports {key} ended");
+                true
+            }
+            None => false,
+        }
+    }
+}
