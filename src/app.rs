@@ -21,16 +21,9 @@ use crate::simulator::SimulatorState;
 use crate::store::{Store, StoreResult};
 
 /// Why the service could not start.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct StartError(pub String);
-
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StartError {}
 
 /// A running service: its HTTP server future, the port it listens on, its actors.
 pub struct Application {

@@ -2,7 +2,6 @@
 //! validated as a whole. An invalid file yields one [`ConfigError`] naming file, key and problem.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -350,24 +349,22 @@ impl ConfigHandle {
 }
 
 /// A settings problem, printed as one line: `FILE: KEY: PROBLEM`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {}{problem}", key_prefix(.key))]
 pub struct ConfigError {
     pub file: String,
     pub key: String,
     pub problem: String,
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "{}: {}", self.file, self.problem)
-        } else {
-            write!(f, "{}: {}: {}", self.file, self.key, self.problem)
-        }
+/// `KEY: ` of a [`ConfigError`] line, nothing for file-wide problems.
+fn key_prefix(key: &str) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!("{key}: ")
     }
 }
-
-impl std::error::Error for ConfigError {}
 
 /// Reads, overrides and validates the settings file at `path`, using the process environment.
 pub fn load(path: &Path) -> Result<Settings, ConfigError> {

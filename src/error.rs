@@ -1,7 +1,5 @@
 //! The one error type of the service: each variant is exactly one wire code.
 
-use std::fmt;
-
 use crate::codes;
 
 /// The command namespaces the protocol knows (text before the first dot of an action).
@@ -28,7 +26,8 @@ impl Namespace {
 }
 
 /// Everything that can go wrong for a client, as it is told on the wire.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
 pub enum Error {
     Unauthenticated,
     UnknownCommand,
@@ -102,16 +101,15 @@ impl Error {
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Error {
+    /// `code` or `code: message`: the Display of the error.
+    fn describe(&self) -> String {
         match self.message() {
-            Some(m) => write!(f, "{}: {}", self.code(), m),
-            None => f.write_str(self.code()),
+            Some(m) => format!("{}: {}", self.code(), m),
+            None => self.code().to_string(),
         }
     }
 }
-
-impl std::error::Error for Error {}
 
 /// A dead actor mailbox is a bug, not a client error: log it once and answer `server.fatal`.
 impl From<actix::MailboxError> for Error {

@@ -8,57 +8,28 @@ use std::process::ExitCode;
 
 use bbb_gateway::app::{self, Application};
 use bbb_gateway::config;
+use clap::Parser;
 
-const USAGE: &str = "usage: bbb-gateway [--config PATH] [--bind ADDR:PORT] [--simulate-only]";
-
+/// WebSocket gateway that hands out signed BigBlueButton join URLs.
+#[derive(Debug, Parser)]
+#[command(name = "bbb-gateway", version, about)]
 struct Cli {
+    /// The settings file (TOML); `/admin/reload` re-reads it.
+    #[arg(long, value_name = "PATH", default_value = "settings.toml")]
     config: PathBuf,
+    /// Listen on ADDR:PORT instead of `server.bind`.
+    #[arg(long, value_name = "ADDR:PORT")]
     bind: Option<String>,
+    /// Serve only the BBB simulator (the BBB side of benchmarks).
+    #[arg(long)]
     simulate_only: bool,
-}
-
-fn parse_args() -> Result<Cli, String> {
-    let mut cli = Cli {
-        config: PathBuf::from("settings.toml"),
-        bind: None,
-        simulate_only: false,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) => (f.to_string(), Some(v.to_string())),
-            None => (arg.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or(format!("{name} needs a value"))
-        };
-        match flag.as_str() {
-            "--config" => cli.config = PathBuf::from(value("--config")?),
-            "--bind" => cli.bind = Some(value("--bind")?),
-            "--simulate-only" => cli.simulate_only = true,
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(cli)
 }
 
 #[actix_web::main]
 async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cli = match parse_args() {
-        Ok(cli) => cli,
-        Err(problem) => {
-            if !problem.is_empty() {
-                eprintln!("bbb-gateway: {problem}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    // Bad arguments print the problem and usage and exit with status 2.
+    let cli = Cli::parse();
     let mut settings = match config::load(&cli.config) {
         Ok(s) => s,
         Err(e) => {

@@ -36,38 +36,28 @@ impl Endpoint {
 
 /// Why a BBB call failed. Display text is safe for logs and the admin API (no secrets, no URLs
 /// with checksums).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BbbError {
+    #[error("timed out")]
     Timeout,
+    #[error("connection failed: {0}")]
     Connect(String),
+    #[error("HTTP status {0}")]
     Status(u16),
+    #[error("reading the body failed: {0}")]
     Body(String),
+    #[error("unparsable response: {0}")]
     Xml(String),
+    #[error(
+        "returncode FAILED ({}: {})",
+        .key.as_deref().unwrap_or("-"),
+        .message.as_deref().unwrap_or("-")
+    )]
     Failed {
         key: Option<String>,
         message: Option<String>,
     },
 }
-
-impl std::fmt::Display for BbbError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BbbError::Timeout => f.write_str("timed out"),
-            BbbError::Connect(e) => write!(f, "connection failed: {e}"),
-            BbbError::Status(s) => write!(f, "HTTP status {s}"),
-            BbbError::Body(e) => write!(f, "reading the body failed: {e}"),
-            BbbError::Xml(e) => write!(f, "unparsable response: {e}"),
-            BbbError::Failed { key, message } => write!(
-                f,
-                "returncode FAILED ({}: {})",
-                key.as_deref().unwrap_or("-"),
-                message.as_deref().unwrap_or("-")
-            ),
-        }
-    }
-}
-
-impl std::error::Error for BbbError {}
 
 impl BbbError {
     fn outcome(&self) -> &'static str {
@@ -260,23 +250,8 @@ impl BbbClient {
 pub fn presentation_body(url: &str) -> String {
     format!(
         "<modules><module name=\"presentation\"><document url=\"{}\"/></module></modules>",
-        xml_escape(url)
+        xml::escape(url)
     )
-}
-
-fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -4,8 +4,6 @@
 //! needs by name among the direct children of the element it describes, so element order,
 //! unknown elements and nested look-alikes (attendees, metadata, breakouts) never matter.
 
-use std::fmt;
-
 use xml::reader::{ParserConfig, XmlEvent};
 
 /// Larger responses are refused before parsing.
@@ -15,30 +13,21 @@ pub const MAX_XML_BYTES: usize = 4 * 1024 * 1024;
 const MAX_DEPTH: usize = 64;
 
 /// Why a BBB response could not be used. Messages name elements only, never values.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum XmlError {
     /// Input larger than [`MAX_XML_BYTES`].
+    #[error("BBB response larger than {MAX_XML_BYTES} bytes")]
     TooLarge,
     /// Input uses a construct we refuse (DOCTYPE, ENTITY).
+    #[error("BBB response refused: it contains {0}")]
     Forbidden(&'static str),
     /// Not well-formed XML (or not UTF-8).
+    #[error("BBB response is not well-formed XML: {0}")]
     Malformed(String),
     /// A required element is absent or empty.
+    #[error("BBB response lacks <{0}>")]
     Missing(&'static str),
 }
-
-impl fmt::Display for XmlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::TooLarge => write!(f, "BBB response larger than {MAX_XML_BYTES} bytes"),
-            Self::Forbidden(what) => write!(f, "BBB response refused: it contains {what}"),
-            Self::Malformed(why) => write!(f, "BBB response is not well-formed XML: {why}"),
-            Self::Missing(what) => write!(f, "BBB response lacks <{what}>"),
-        }
-    }
-}
-
-impl std::error::Error for XmlError {}
 
 /// One parsed element: local name, attributes, trimmed text content, child elements.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -376,6 +365,23 @@ pub fn parse_recordings(xml: &[u8]) -> Result<(Status, Vec<Recording>), XmlError
         None => Vec::new(),
     };
     Ok((status, recordings))
+}
+
+/// Escapes text for XML/HTML element content and double- or single-quoted attributes (the
+/// one escaping helper: the BBB client's presentation body, the simulator's XML and HTML).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

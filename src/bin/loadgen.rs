@@ -15,15 +15,45 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use awc::ws;
+use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::Barrier;
 
-const USAGE: &str = "usage:
-  loadgen storm|warm|idle|spread|login [--url URL] [--world ID] [--connections N] [--rooms R]
-          [--room ID] [--meetings K] [--duration SECS] [--pid PID] [--sim-url URL]
-          [--token-secret SECRET] [--threads T]
-  loadgen settings [--rooms R] [--meetings K] [--servers S] [--sim-url URL]";
+/// Load generator for bbb-gateway (see the module docs and README, "Benchmarks").
+#[derive(Debug, Parser)]
+#[command(name = "loadgen")]
+struct Cli {
+    /// storm | warm | idle | spread | login | settings
+    #[arg(value_parser = ["storm", "warm", "idle", "spread", "login", "settings"])]
+    scenario: String,
+    #[arg(long, default_value = "http://127.0.0.1:8375")]
+    url: String,
+    /// Default: "spread" for the spread scenario, else "bench".
+    #[arg(long)]
+    world: Option<String>,
+    /// Default per scenario: storm/login 2000, warm 100, idle 10000, spread 50.
+    #[arg(long, value_name = "N")]
+    connections: Option<usize>,
+    #[arg(long, value_name = "R", default_value_t = 50)]
+    rooms: usize,
+    #[arg(long, value_name = "ID", default_value = "keynote")]
+    room: String,
+    #[arg(long, value_name = "K", default_value_t = 500)]
+    meetings: usize,
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    duration: f64,
+    #[arg(long)]
+    pid: Option<u32>,
+    #[arg(long, value_name = "URL")]
+    sim_url: Option<String>,
+    #[arg(long, value_name = "SECRET")]
+    token_secret: Option<String>,
+    #[arg(long, value_name = "T", default_value_t = 2)]
+    threads: usize,
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    servers: usize,
+}
 
 #[derive(Clone, Debug)]
 struct Options {
@@ -43,57 +73,38 @@ struct Options {
 }
 
 fn parse_args() -> Result<Options, String> {
-    let mut args = std::env::args().skip(1);
-    let scenario = args.next().ok_or("missing scenario")?;
-    let default_connections = match scenario.as_str() {
+    let cli = Cli::parse();
+    let default_connections = match cli.scenario.as_str() {
         "storm" | "login" => 2000,
         "warm" => 100,
         "idle" => 10_000,
         "spread" => 50,
-        "settings" => 0,
-        other => return Err(format!("unknown scenario {other}")),
+        _ => 0,
     };
-    let mut o = Options {
-        scenario,
-        url: "http://127.0.0.1:8375".into(),
-        world: String::new(),
-        connections: default_connections,
-        rooms: 50,
-        room: "keynote".into(),
-        meetings: 500,
-        duration: Duration::from_secs(10),
-        pid: None,
-        sim_url: None,
-        token_secret: None,
-        threads: 2,
-        servers: 10,
-    };
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
-        let number = |v: String| v.parse::<usize>().map_err(|e| format!("{v}: {e}"));
-        match flag.as_str() {
-            "--url" => o.url = value()?,
-            "--world" => o.world = value()?,
-            "--connections" => o.connections = number(value()?)?,
-            "--rooms" => o.rooms = number(value()?)?,
-            "--room" => o.room = value()?,
-            "--meetings" => o.meetings = number(value()?)?,
-            "--duration" => {
-                o.duration = Duration::from_secs_f64(value()?.parse().map_err(|e| format!("{e}"))?)
-            }
-            "--pid" => o.pid = Some(value()?.parse().map_err(|e| format!("pid: {e}"))?),
-            "--sim-url" => o.sim_url = Some(value()?),
-            "--token-secret" => o.token_secret = Some(value()?),
-            "--threads" => o.threads = number(value()?)?.max(1),
-            "--servers" => o.servers = number(value()?)?.max(1),
-            other => return Err(format!("unknown flag {other}")),
+    let duration = Duration::try_from_secs_f64(cli.duration).map_err(|e| format!("--duration: {e}"))?;
+    let world = cli.world.unwrap_or_else(|| {
+        if cli.scenario == "spread" {
+            "spread"
+        } else {
+            "bench"
         }
-    }
-    o.url = o.url.trim_end_matches('/').to_string();
-    if o.world.is_empty() {
-        o.world = if o.scenario == "spread" { "spread" } else { "bench" }.into();
-    }
-    Ok(o)
+        .into()
+    });
+    Ok(Options {
+        url: cli.url.trim_end_matches('/').to_string(),
+        world,
+        connections: cli.connections.unwrap_or(default_connections),
+        rooms: cli.rooms,
+        room: cli.room,
+        meetings: cli.meetings,
+        duration,
+        pid: cli.pid,
+        sim_url: cli.sim_url,
+        token_secret: cli.token_secret,
+        threads: cli.threads.max(1),
+        servers: cli.servers.max(1),
+        scenario: cli.scenario,
+    })
 }
 
 /// A settings file for benchmarks: world "bench" with a keynote room, R warm rooms, K spread
@@ -460,7 +471,7 @@ fn main() {
     let o = match parse_args() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("loadgen: {e}\n{USAGE}");
+            eprintln!("loadgen: {e}");
             std::process::exit(2);
         }
     };

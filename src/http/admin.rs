@@ -33,27 +33,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Why an admin request failed; each variant is one HTTP status with a JSON `{"error"}` body.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 enum AdminError {
     /// The admin API is off (no token configured): every route does not exist.
+    #[error("not found")]
     Off,
+    #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error("{0}")]
     NotFound(&'static str),
+    #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
     Conflict(&'static str),
+    #[error("internal error")]
     Internal,
-}
-
-impl std::fmt::Display for AdminError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AdminError::Off => f.write_str("not found"),
-            AdminError::Unauthorized => f.write_str("missing or wrong bearer token"),
-            AdminError::NotFound(what) | AdminError::Conflict(what) => f.write_str(what),
-            AdminError::BadRequest(why) => f.write_str(why),
-            AdminError::Internal => f.write_str("internal error"),
-        }
-    }
 }
 
 impl actix_web::ResponseError for AdminError {

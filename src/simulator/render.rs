@@ -4,21 +4,7 @@ use std::fmt::Write as _;
 
 use super::model::{Meeting, SimRecording};
 
-/// Escapes text for XML/HTML element content and double- or single-quoted attributes.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub(crate) use crate::bbb::xml::escape;
 
 /// A `<response>` document written one element per line, like BBB's templates.
 pub(crate) struct XmlOut {
