@@ -46,3 +46,4 @@ pub mod session;
 pub mod simulator;
 pub mod store;
 pub mod tls;
+pub mod wsclient;

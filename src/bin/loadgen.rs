@@ -14,9 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use awc::ws;
+use bbb_gateway::wsclient::WsClient;
 use clap::Parser;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::Barrier;
 
@@ -184,79 +183,29 @@ impl Stats {
     }
 }
 
-type Framed = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
-
-/// One client connection speaking the JSON protocol.
-struct Conn {
-    framed: Framed,
-    next_id: u64,
-    /// A fragmented text message being reassembled.
-    partial: Vec<u8>,
-}
+/// One client connection speaking the JSON protocol (the shared client, errors as text).
+struct Conn(WsClient);
 
 impl Conn {
     async fn open(client: &awc::Client, url: &str) -> Result<Conn, String> {
-        let (_, framed) = client
-            .ws(url)
-            .max_frame_size(1 << 20)
-            .connect()
+        WsClient::connect(client, url, 1 << 20)
             .await
-            .map_err(|e| format!("connect: {e}"))?;
-        Ok(Conn {
-            framed,
-            next_id: 1,
-            partial: Vec::new(),
-        })
+            .map(Conn)
+            .map_err(|e| e.to_string())
     }
 
     async fn send(&mut self, value: Value) -> Result<(), String> {
-        self.framed
-            .send(ws::Message::Text(value.to_string().into()))
-            .await
-            .map_err(|e| format!("send: {e}"))
+        self.0.send_json(&value).await.map_err(|e| e.to_string())
     }
 
     /// The next JSON frame, answering pings on the way.
     async fn recv(&mut self) -> Result<Value, String> {
-        loop {
-            match self.framed.next().await {
-                Some(Ok(ws::Frame::Text(bytes))) => {
-                    return serde_json::from_slice(&bytes).map_err(|e| format!("bad json: {e}"));
-                }
-                Some(Ok(ws::Frame::Ping(p))) => {
-                    self.framed
-                        .send(ws::Message::Pong(p))
-                        .await
-                        .map_err(|e| format!("pong: {e}"))?;
-                }
-                Some(Ok(ws::Frame::Continuation(item))) => match item {
-                    actix_http::ws::Item::FirstText(b) => self.partial = b.to_vec(),
-                    actix_http::ws::Item::Continue(b) => self.partial.extend_from_slice(&b),
-                    actix_http::ws::Item::Last(b) => {
-                        self.partial.extend_from_slice(&b);
-                        let whole = std::mem::take(&mut self.partial);
-                        return serde_json::from_slice(&whole).map_err(|e| format!("bad json: {e}"));
-                    }
-                    actix_http::ws::Item::FirstBinary(_) => return Err("binary frame".into()),
-                },
-                Some(Ok(ws::Frame::Close(_))) | None => return Err("closed".into()),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(format!("protocol: {e}")),
-            }
-        }
+        self.0.recv().await.map_err(|e| e.to_string())
     }
 
     /// Sends a request and returns its reply (skipping pushes).
     async fn request(&mut self, action: &str, body: Value) -> Result<Value, String> {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(json!([action, id, body])).await?;
-        loop {
-            let v = self.recv().await?;
-            if v.get(1) == Some(&json!(id)) {
-                return Ok(v);
-            }
-        }
+        self.0.request(action, body).await.map_err(|e| e.to_string())
     }
 }
 

@@ -6,10 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use awc::ws;
 use bbb_gateway::app::{Application, Services};
 use bbb_gateway::config::{self, Settings};
-use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
@@ -268,57 +266,41 @@ pub fn sign_with(claims: Value, secret: &str) -> String {
     .unwrap()
 }
 
-type Framed = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
+pub use bbb_gateway::wsclient::Received;
+use bbb_gateway::wsclient::WsClient;
 
-/// A WebSocket client speaking JSON frames.
+/// The shared WebSocket client ([`WsClient`]) with panicking helpers for tests.
 pub struct Ws {
-    framed: Framed,
-    next_id: u64,
-    /// A fragmented text message being reassembled.
-    partial: Option<Vec<u8>>,
-    /// How many messages arrived in fragments.
-    pub fragmented_messages: usize,
+    client: WsClient,
 }
 
-/// What the server sent: a JSON text frame, or a close.
-#[derive(Debug)]
-pub enum Received {
-    Json(Value),
-    Close(Option<ws::CloseReason>),
+/// Read access to the client's counters (`fragmented_messages`).
+impl std::ops::Deref for Ws {
+    type Target = WsClient;
+
+    fn deref(&self) -> &WsClient {
+        &self.client
+    }
 }
 
 impl Ws {
     pub async fn connect(url: &str) -> Ws {
-        let (_res, framed) = awc::Client::new()
-            .ws(url)
-            .max_frame_size(16 << 20)
-            .connect()
+        let client = WsClient::connect(&awc::Client::new(), url, 16 << 20)
             .await
             .expect("websocket connects");
-        Ws {
-            framed,
-            next_id: 1,
-            partial: None,
-            fragmented_messages: 0,
-        }
+        Ws { client }
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.framed
-            .send(ws::Message::Text(text.to_string().into()))
-            .await
-            .unwrap();
+        self.client.send_text(text).await.unwrap();
     }
 
     pub async fn send_json(&mut self, value: Value) {
-        self.send_text(&value.to_string()).await;
+        self.client.send_json(&value).await.unwrap();
     }
 
     pub async fn send_binary(&mut self, bytes: &[u8]) {
-        self.framed
-            .send(ws::Message::Binary(bytes.to_vec().into()))
-            .await
-            .unwrap();
+        self.client.send_binary(bytes).await.unwrap();
     }
 
     /// The next JSON frame or close, skipping pings; panics after 5 s.
@@ -328,41 +310,13 @@ impl Ws {
             .expect("a frame within 5 s")
     }
 
+    /// The next JSON frame or close within `wait` (a broken connection counts as a close).
     pub async fn next_within(&mut self, wait: Duration) -> Option<Received> {
-        let deadline = std::time::Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let item = actix_web::rt::time::timeout(left, self.framed.next())
-                .await
-                .ok()?;
-            match item {
-                Some(Ok(ws::Frame::Text(bytes))) => {
-                    return Some(Received::Json(
-                        serde_json::from_slice(&bytes).expect("server sends JSON"),
-                    ));
-                }
-                Some(Ok(ws::Frame::Continuation(item))) => match item {
-                    actix_http::ws::Item::FirstText(b) => self.partial = Some(b.to_vec()),
-                    actix_http::ws::Item::Continue(b) => {
-                        self.partial.as_mut().expect("continuation").extend_from_slice(&b)
-                    }
-                    actix_http::ws::Item::Last(b) => {
-                        let mut whole = self.partial.take().expect("continuation");
-                        whole.extend_from_slice(&b);
-                        self.fragmented_messages += 1;
-                        return Some(Received::Json(
-                            serde_json::from_slice(&whole).expect("server sends JSON"),
-                        ));
-                    }
-                    actix_http::ws::Item::FirstBinary(_) => panic!("server sent binary"),
-                },
-                Some(Ok(ws::Frame::Close(reason))) => return Some(Received::Close(reason)),
-                Some(Ok(ws::Frame::Ping(p))) => {
-                    let _ = self.framed.send(ws::Message::Pong(p)).await;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => return Some(Received::Close(None)),
-            }
+        match actix_web::rt::time::timeout(wait, self.client.next_message()).await {
+            Err(_) => None,
+            Ok(Ok(received)) => Some(received),
+            Ok(Err(bbb_gateway::wsclient::WsClientError::BadJson(e))) => panic!("server sends JSON: {e}"),
+            Ok(Err(_)) => Some(Received::Close(None)),
         }
     }
 
@@ -408,8 +362,7 @@ impl Ws {
 
     /// Sends `[action, id, body]` and waits for the reply carrying that id.
     pub async fn request(&mut self, action: &str, body: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.client.take_id();
         self.send_json(json!([action, id, body])).await;
         self.reply_to(json!(id)).await
     }
@@ -418,7 +371,7 @@ impl Ws {
     pub async fn reply_to(&mut self, id: Value) -> Value {
         for _ in 0..100 {
             let v = self.recv().await;
-            if (v[0] == "success" || v[0] == "error") && v[1] == id {
+            if bbb_gateway::wsclient::is_reply_to(&v, &id) {
                 return v;
             }
         }
