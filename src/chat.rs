@@ -4,20 +4,19 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Value};
-
 use crate::balancer::params::Joiner;
 use crate::balancer::{JoinCall, PlaceCall};
 use crate::error::Error;
-use crate::ids::{is_uuid, CallId, UserId, WorldId};
+use crate::ids::{is_uuid, CallId, ChannelId, UserId, WorldId};
 use crate::permissions::rules::WORLD_CHAT_DIRECT;
 use crate::permissions::{GetWorldRights, Principal};
 use crate::protocol::command::SendContent;
+use crate::protocol::reply::Reply;
 use crate::protocol::{frame, wire};
 use crate::registry::{Push, PushToUsers};
 use crate::rooms::{avatar_url, display_name};
 use crate::services::Services;
-use crate::store::{ChatRefusal, NewContent, UserRecord};
+use crate::store::{ChannelInfo, ChatRefusal, NewContent, UserRecord};
 
 fn refusal(r: ChatRefusal) -> Error {
     match r {
@@ -42,28 +41,31 @@ pub async fn direct_create(
     services: Services,
     world: WorldId,
     caller: UserRecord,
-    users: Vec<String>,
-) -> Result<Value, Error> {
+    users: Vec<UserId>,
+) -> Result<Reply, Error> {
     if !may_chat(&services, &world, &caller).await? {
         return Err(Error::AuthDenied);
     }
-    if users.iter().any(|u| !is_uuid(u)) {
+    if users.iter().any(|u| !is_uuid(u.as_str())) {
         return Err(Error::ChatDenied);
     }
-    let mut members: Vec<UserId> = users.into_iter().map(UserId).collect();
+    let mut members = users;
     members.push(caller.id.clone());
     let info = services
         .store
         .direct_channel(world, members)
         .await?
         .map_err(refusal)?;
-    Ok(wire::channel(&info))
+    Ok(Reply::Channel(info))
 }
 
 /// `chat.channels` of the `authenticated` frame.
-pub async fn channels(services: &Services, world: &WorldId, user: &UserId) -> Result<Vec<Value>, Error> {
-    let list = services.store.channels_of(world.clone(), user.clone()).await?;
-    Ok(list.iter().map(wire::channel).collect())
+pub async fn channels(
+    services: &Services,
+    world: &WorldId,
+    user: &UserId,
+) -> Result<Vec<ChannelInfo>, Error> {
+    Ok(services.store.channels_of(world.clone(), user.clone()).await?)
 }
 
 /// `chat.send`: stores the event, starts a call for call content, and pushes `chat.event` to
@@ -72,9 +74,9 @@ pub async fn send(
     services: Services,
     world: WorldId,
     sender: UserRecord,
-    channel: String,
+    channel: ChannelId,
     content: SendContent,
-) -> Result<Value, Error> {
+) -> Result<Reply, Error> {
     if !may_chat(&services, &world, &sender).await? {
         return Err(Error::ChatDenied);
     }
@@ -100,14 +102,13 @@ pub async fn send(
             call: call.clone(),
         });
     }
-    let event = wire::chat_event(&appended.event);
-    let pushed: Arc<str> = frame::event("chat.event", event.clone()).into();
+    let pushed: Arc<str> = frame::event("chat.event", wire::chat_event(&appended.event)).into();
     services.registry.do_send(PushToUsers {
         users: appended.members,
         push: Push::Frame(pushed),
         except: None,
     });
-    Ok(json!({ "event": event }))
+    Ok(Reply::Event(appended.event))
 }
 
 /// `chat.fetch`: a page of events, oldest first; members only.
@@ -115,16 +116,16 @@ pub async fn fetch(
     services: Services,
     world: WorldId,
     user: UserId,
-    channel: String,
+    channel: ChannelId,
     count: u32,
     before_id: Option<i64>,
-) -> Result<Value, Error> {
+) -> Result<Reply, Error> {
     let events = services
         .store
         .fetch_events(world, channel, user, count, before_id)
         .await?
         .map_err(refusal)?;
-    Ok(json!({ "results": events.iter().map(wire::chat_event).collect::<Vec<_>>() }))
+    Ok(Reply::Events(events))
 }
 
 /// `bbb.call_url`: a moderator join URL for invited members. Anything wrong with the call is
@@ -133,10 +134,10 @@ pub async fn call_url(
     services: Services,
     world: WorldId,
     user: UserRecord,
-    call: Option<String>,
-) -> Result<Value, Error> {
+    call: Option<CallId>,
+) -> Result<Reply, Error> {
     let display_name = display_name(&user.profile).ok_or(Error::MissingProfile)?;
-    let call = call.filter(|c| is_uuid(c)).ok_or(Error::BbbFailed)?;
+    let call = call.filter(|c| is_uuid(c.as_str())).ok_or(Error::BbbFailed)?;
     let record = services
         .store
         .get_call(world.clone(), call)
@@ -159,5 +160,5 @@ pub async fn call_url(
             },
         })
         .await??;
-    Ok(json!({ "url": url }))
+    Ok(Reply::Url(url))
 }

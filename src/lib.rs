@@ -46,4 +46,5 @@ pub mod session;
 pub mod simulator;
 pub mod store;
 pub mod tls;
+pub mod users;
 pub mod wsclient;

@@ -1,15 +1,15 @@
 //! Room commands (SPEC §4.3, §4.5): the checks behind `bbb.room_url` and `bbb.recordings`, in
 //! the order the protocol fixes, then the balancer.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::balancer::params::Joiner;
 use crate::balancer::{GetRecordings, JoinRoom};
 use crate::error::Error;
-use crate::ids::WorldId;
+use crate::ids::{RoomId, WorldId};
 use crate::permissions::rules::{ROOM_BBB_JOIN, ROOM_BBB_MODERATE, ROOM_BBB_RECORDINGS};
 use crate::permissions::{GetRoomAccess, Principal, RoomAccess};
-use crate::protocol::wire;
+use crate::protocol::reply::Reply;
 use crate::services::Services;
 use crate::store::UserRecord;
 
@@ -18,7 +18,7 @@ async fn bbb_room(
     services: &Services,
     world: &WorldId,
     user: &UserRecord,
-    room: String,
+    room: RoomId,
 ) -> Result<RoomAccess, Error> {
     let access = services
         .perms
@@ -39,8 +39,8 @@ pub async fn room_url(
     services: Services,
     world: WorldId,
     user: UserRecord,
-    room: String,
-) -> Result<Value, Error> {
+    room: RoomId,
+) -> Result<Reply, Error> {
     let access = bbb_room(&services, &world, &user, room).await?;
     if !access.has(ROOM_BBB_JOIN) {
         return Err(Error::Denied);
@@ -62,7 +62,7 @@ pub async fn room_url(
             },
         })
         .await??;
-    Ok(json!({ "url": url }))
+    Ok(Reply::Url(url))
 }
 
 /// `bbb.recordings`: room, permission, then every usable server.
@@ -70,22 +70,23 @@ pub async fn recordings(
     services: Services,
     world: WorldId,
     user: UserRecord,
-    room: String,
-) -> Result<Value, Error> {
+    room: RoomId,
+) -> Result<Reply, Error> {
     let access = bbb_room(&services, &world, &user, room).await?;
     if !access.has(ROOM_BBB_RECORDINGS) {
         return Err(Error::Denied);
     }
-    let results = services
+    let recordings = services
         .balancer
         .send(GetRecordings {
             world,
             room: access.room.id.clone(),
         })
         .await??;
-    let tz = access.world.tz();
-    let results: Vec<Value> = results.iter().map(|r| wire::recording(r, tz)).collect();
-    Ok(json!({ "results": results }))
+    Ok(Reply::Recordings {
+        recordings,
+        timezone: access.world.tz(),
+    })
 }
 
 /// The profile's non-blank display name, if any.

@@ -6,7 +6,6 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -14,17 +13,17 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use serde_json::{json, Value};
 
-use crate::auth;
 use crate::error::Error;
 use crate::ids::WorldId;
-use crate::permissions::rules::{Moderation, WORLD_CONNECTIONS_UNLIMITED, WORLD_VIEW};
-use crate::permissions::{GetWorldRights, GetWorldView, Principal};
+use crate::permissions::rules::WORLD_CONNECTIONS_UNLIMITED;
 use crate::protocol::command::{self, Command};
 use crate::protocol::frame::{self, Frame};
+use crate::protocol::reply::Reply;
 use crate::protocol::wire;
-use crate::registry::{ConnId, Push, PushToUsers, Register, Unregister};
+use crate::registry::{ConnId, Push, Register, Unregister};
 use crate::services::Services;
-use crate::store::{self, UserRecord};
+use crate::store::UserRecord;
+use crate::users::{self, LoggedIn};
 use crate::{chat, rooms};
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
@@ -351,67 +350,18 @@ impl Session {
         }
     }
 
-    /// Logs the user in. Runs with `ctx.wait`: frames that arrive meanwhile are handled after
-    /// the login settles, so a client may pipeline requests behind `authenticate`.
+    /// Logs the user in ([`users::login`]). Runs with `ctx.wait`: frames that arrive meanwhile
+    /// are handled after the login settles, so a client may pipeline requests behind
+    /// `authenticate`.
     fn authenticate(&mut self, body: Value, ctx: &mut Ctx) {
-        let services = self.services.clone();
-        let world = self.world.clone();
         let started = Instant::now();
-        let login = async move {
-            let settings = services.config.current();
-            let world_settings = settings.world(world.as_str()).ok_or(Error::UnknownWorld)?;
-            let creds = auth::credentials(&body, &world_settings.jwt_secrets)?;
-            let token_uid = match &creds.key {
-                store::LoginKey::Token(uid) => Some(uid.clone()),
-                store::LoginKey::Client(_) => None,
-            };
-            let newcomer = Principal {
-                id: None,
-                token_uid,
-                traits: creds.traits.iter().flatten().cloned().collect(),
-            };
-            let may_create = services
-                .perms
-                .send(GetWorldRights {
-                    world: world.clone(),
-                    principal: newcomer,
-                })
-                .await??
-                .has(WORLD_VIEW);
-            let not_allowed = if creds.is_token() {
-                Error::AuthDenied
-            } else {
-                Error::MissingToken
-            };
-            let record = services
-                .store
-                .login_user(
-                    world.clone(),
-                    creds.key.clone(),
-                    creds.traits.clone(),
-                    creds.profile.clone(),
-                    may_create,
-                )
-                .await?
-                .ok_or(not_allowed.clone())?;
-            let view = services
-                .perms
-                .send(GetWorldView {
-                    world: world.clone(),
-                    principal: Principal::of(&record),
-                })
-                .await??;
-            if view.rights.moderation == Moderation::Banned {
-                return Err(Error::AuthDenied);
-            }
-            if !view.rights.has(WORLD_VIEW) {
-                return Err(not_allowed);
-            }
-            let channels = chat::channels(&services, &world, &record.id).await?;
-            Ok((record, view, channels))
-        };
+        let login = users::login(self.services.clone(), self.world.clone(), body);
         ctx.wait(login.into_actor(self).map(move |result, act, ctx| match result {
-            Ok((record, view, channels)) => {
+            Ok(LoggedIn {
+                record,
+                view,
+                channels,
+            }) => {
                 act.services.metrics.login(started.elapsed(), "success");
                 let limit =
                     (!view.rights.has(WORLD_CONNECTIONS_UNLIMITED)).then_some(view.world.connection_limit);
@@ -429,7 +379,11 @@ impl Session {
                 );
                 act.send(
                     ctx,
-                    wire::authenticated_frame(&wire::user(&record), &view.config, channels),
+                    wire::authenticated_frame(
+                        &wire::user(&record),
+                        &wire::world_config(&view.config),
+                        channels.iter().map(wire::channel).collect(),
+                    ),
                 );
                 act.user = Some(SessionUser { record });
                 act.logged_in = true;
@@ -441,17 +395,17 @@ impl Session {
         }));
     }
 
-    /// Runs a request future concurrently and answers with its result under `id`.
+    /// Runs a request future concurrently and answers with its typed reply under `id`.
     fn respond<F>(&mut self, action: String, id: Value, fut: F, ctx: &mut Ctx)
     where
-        F: Future<Output = Result<Value, Error>> + 'static,
+        F: Future<Output = Result<Reply, Error>> + 'static,
     {
         let metrics = self.services.metrics.clone();
         fut.into_actor(self)
             .map(move |result, act, ctx| match result {
-                Ok(data) => {
+                Ok(reply) => {
                     metrics.request(&action, "success");
-                    act.send(ctx, frame::success(&id, data));
+                    act.send(ctx, frame::success(&id, wire::reply(&reply)));
                 }
                 Err(e) => {
                     metrics.request(&action, e.code());
@@ -470,46 +424,21 @@ impl Session {
         let conn = self.conn;
         match cmd {
             Command::UserUpdate { profile } => {
-                let user_id = user.record.id.clone();
-                let profile = Value::Object(profile);
-                let fut = async move {
-                    let record = services
-                        .store
-                        .update_profile(world, user_id, profile)
-                        .await?
-                        .ok_or(Error::UserNotFound)?;
-                    let frame: Arc<str> = frame::event("user.updated", wire::user(&record)).into();
-                    services.registry.do_send(PushToUsers {
-                        users: vec![record.id.clone()],
-                        push: Push::ProfileChanged {
-                            profile: record.profile.clone(),
-                            frame,
-                        },
-                        except: Some(conn),
-                    });
-                    Ok(record.profile)
-                };
+                let fut = users::update_profile(services, world, user.record.id.clone(), conn, profile);
                 fut.into_actor(self)
                     .map(move |result: Result<Value, Error>, act, ctx| {
                         let reply = result.map(|profile| {
                             if let Some(user) = &mut act.user {
                                 user.record.profile = profile;
                             }
-                            json!({})
+                            Reply::Empty
                         });
                         act.respond(action, id, async move { reply }, ctx);
                     })
                     .spawn(ctx);
             }
             Command::UserFetch { id: wanted } => {
-                let fut = async move {
-                    let record = services
-                        .store
-                        .get_user(world, wanted)
-                        .await?
-                        .ok_or(Error::UserNotFound)?;
-                    Ok(wire::user(&record))
-                };
+                let fut = users::fetch(services, world, wanted);
                 self.respond(action, id, fut, ctx);
             }
             Command::RoomUrl { room } => {

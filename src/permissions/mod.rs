@@ -5,14 +5,13 @@
 pub mod rules;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use actix::prelude::*;
 
 use crate::config::{BbbRoomConfig, RoomSettings, Settings, WorldSettings};
 use crate::error::Error;
-use crate::ids::{UserId, WorldId};
-use crate::protocol::wire;
+use crate::ids::{RoomId, UserId, WorldId};
 use crate::store::{Store, StoredGrant, UserRecord};
 use rules::{ExplicitGrants, Moderation, Subject, WorldRules};
 
@@ -214,13 +213,31 @@ impl Handler<GetWorldRights> for PermissionActor {
     }
 }
 
-/// What a session needs after login: rights plus the `world.config` the user may see, as
-/// JSON text (shared between users with the same view).
+/// What a session needs after login: rights plus the `world.config` the user may see
+/// (shared between users with the same view).
 #[derive(Clone, Debug)]
 pub struct WorldView {
     pub rights: Rights,
     pub world: Arc<WorldSettings>,
-    pub config: Arc<str>,
+    pub config: Arc<WorldConfig>,
+}
+
+/// The `world.config` a user may see: the world, their world permissions, and the rooms they
+/// may view with their permissions there. The session encodes it (`protocol::wire`).
+#[derive(Debug)]
+pub struct WorldConfig {
+    pub world: Arc<WorldSettings>,
+    pub permissions: BTreeSet<String>,
+    pub rooms: Vec<VisibleRoom>,
+    /// The wire encoding, computed once per shared view by `protocol::wire::world_config`.
+    pub encoded: OnceLock<Arc<str>>,
+}
+
+/// A room a user may view, with their permissions in it.
+#[derive(Clone, Debug)]
+pub struct VisibleRoom {
+    pub room: RoomSettings,
+    pub permissions: BTreeSet<String>,
 }
 
 /// Sent by a session after login: the user's rights and their `world.config`.
@@ -248,13 +265,19 @@ impl Handler<GetWorldView> for PermissionActor {
                 .iter()
                 .filter_map(|room| {
                     let perms = entry.rules.room_permissions(&room.id, s);
-                    perms.contains(rules::ROOM_VIEW).then(|| wire::room(room, &perms))
+                    perms.contains(rules::ROOM_VIEW).then(|| VisibleRoom {
+                        room: room.clone(),
+                        permissions: perms,
+                    })
                 })
                 .collect();
             WorldView {
-                config: wire::world_config(&entry.settings, &permissions, rooms)
-                    .to_string()
-                    .into(),
+                config: Arc::new(WorldConfig {
+                    world: entry.settings.clone(),
+                    permissions: permissions.clone(),
+                    rooms,
+                    encoded: OnceLock::new(),
+                }),
                 rights: Rights {
                     moderation: s.moderation,
                     permissions,
@@ -294,7 +317,7 @@ impl RoomAccess {
 pub struct GetRoomAccess {
     pub world: WorldId,
     pub principal: Principal,
-    pub room: String,
+    pub room: RoomId,
 }
 
 impl Handler<GetRoomAccess> for PermissionActor {
@@ -302,7 +325,7 @@ impl Handler<GetRoomAccess> for PermissionActor {
 
     fn handle(&mut self, msg: GetRoomAccess, _: &mut Context<Self>) -> Self::Result {
         let entry = self.world(&msg.world).map_err(|_| Error::RoomUnknown)?;
-        let room = entry.settings.room(&msg.room).ok_or(Error::RoomUnknown)?;
+        let room = entry.settings.room(msg.room.as_str()).ok_or(Error::RoomUnknown)?;
         let permissions = self.with_subject(&msg.world, entry, &msg.principal, |s| {
             entry.rules.room_permissions(&room.id, s)
         });

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Namespace};
+use crate::ids::{CallId, ChannelId, RoomId, UserId};
 
 /// Longest accepted display name, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 200;
@@ -15,20 +16,24 @@ pub enum Command {
     /// `user.update`: replace the profile.
     UserUpdate { profile: Map<String, Value> },
     /// `user.fetch`: one user of this world.
-    UserFetch { id: String },
+    UserFetch { id: UserId },
     /// `bbb.room_url`: a join URL for a room's meeting.
-    RoomUrl { room: String },
+    RoomUrl { room: RoomId },
     /// `bbb.recordings`: a room's recordings.
-    Recordings { room: String },
+    Recordings { room: RoomId },
     /// `bbb.call_url`: a join URL for a private call; `None` when the id is not a string.
-    CallUrl { call: Option<String> },
+    /// The id is not validated here (a malformed one is answered `bbb.failed`).
+    CallUrl { call: Option<CallId> },
     /// `chat.direct.create`: the DM channel of the caller and these users.
-    DirectCreate { users: Vec<String> },
+    DirectCreate { users: Vec<UserId> },
     /// `chat.send`: a message or a call into a channel.
-    ChatSend { channel: String, content: SendContent },
+    ChatSend {
+        channel: ChannelId,
+        content: SendContent,
+    },
     /// `chat.fetch`: a page of a channel's events.
     ChatFetch {
-        channel: String,
+        channel: ChannelId,
         count: u32,
         before_id: Option<i64>,
     },
@@ -56,19 +61,19 @@ struct CallBody {
 
 #[derive(Deserialize)]
 struct DirectCreateBody {
-    users: Vec<String>,
+    users: Vec<UserId>,
 }
 
 #[derive(Deserialize)]
 struct SendBody {
-    channel: String,
+    channel: ChannelId,
     event_type: String,
     content: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
 struct FetchBody {
-    channel: String,
+    channel: ChannelId,
     count: Option<u32>,
     before_id: Option<i64>,
 }
@@ -80,7 +85,7 @@ struct UserUpdateBody {
 
 #[derive(Deserialize)]
 struct RoomBody {
-    room: String,
+    room: RoomId,
 }
 
 #[derive(Deserialize)]
@@ -106,7 +111,7 @@ pub fn parse(action: &str, body: Option<Value>) -> Result<Command, Error> {
         "user.fetch" => {
             let b: IdBody = body_as(body)?;
             match b.id {
-                Value::String(id) => Ok(Command::UserFetch { id }),
+                Value::String(id) => Ok(Command::UserFetch { id: UserId(id) }),
                 _ => Err(Error::invalid("id must be a string")),
             }
         }
@@ -120,7 +125,7 @@ pub fn parse(action: &str, body: Option<Value>) -> Result<Command, Error> {
             let b: CallBody = body_as(body)?;
             Ok(Command::CallUrl {
                 call: match b.call {
-                    Some(Value::String(s)) => Some(s),
+                    Some(Value::String(s)) => Some(CallId(s)),
                     _ => None,
                 },
             })
@@ -306,6 +311,34 @@ mod tests {
             Some(json!({"channel": "c", "count": 20, "before_id": 5}))
         )
         .is_ok());
+    }
+
+    #[test]
+    fn ids_are_typed_from_the_parser_on() {
+        assert_eq!(
+            parse("bbb.room_url", Some(json!({"room": "stage"}))),
+            Ok(Command::RoomUrl {
+                room: RoomId::new("stage")
+            })
+        );
+        assert_eq!(
+            parse("user.fetch", Some(json!({"id": "u1"}))),
+            Ok(Command::UserFetch {
+                id: UserId::new("u1")
+            })
+        );
+        assert_eq!(
+            parse("chat.direct.create", Some(json!({"users": ["a", "b"]}))),
+            Ok(Command::DirectCreate {
+                users: vec![UserId::new("a"), UserId::new("b")]
+            })
+        );
+        assert_eq!(
+            parse("bbb.call_url", Some(json!({"call": "not-a-uuid"}))),
+            Ok(Command::CallUrl {
+                call: Some(CallId::new("not-a-uuid"))
+            })
+        );
     }
 
     #[test]

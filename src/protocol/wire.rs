@@ -2,6 +2,7 @@
 //! Only what a client may see goes in: no secrets, roles, trait grants or BBB settings.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -9,7 +10,26 @@ use chrono::TimeZone;
 
 use crate::bbb::xml::Recording;
 use crate::config::{RoomSettings, WorldSettings, BBB_MODULE};
+use crate::permissions::WorldConfig;
 use crate::store::{ChannelInfo, ChatEvent, UserRecord};
+
+use super::reply::Reply;
+
+/// The body of a `success` frame for a typed reply.
+pub fn reply(reply: &Reply) -> Value {
+    match reply {
+        Reply::Empty => json!({}),
+        Reply::Url(url) => json!({ "url": url }),
+        Reply::Recordings { recordings, timezone } => {
+            let results: Vec<Value> = recordings.iter().map(|r| recording(r, *timezone)).collect();
+            json!({ "results": results })
+        }
+        Reply::Channel(info) => channel(info),
+        Reply::Event(event) => json!({ "event": chat_event(event) }),
+        Reply::Events(events) => json!({ "results": events.iter().map(chat_event).collect::<Vec<_>>() }),
+        Reply::User(record) => user(record),
+    }
+}
 
 /// USER: `{"id", "profile", "pretalx_id", "deleted", "badges", "inactive", "client_state"}`.
 pub fn user(user: &UserRecord) -> Value {
@@ -52,8 +72,25 @@ pub fn room(room: &RoomSettings, permissions: &BTreeSet<String>) -> Value {
     })
 }
 
+/// The `world.config` JSON text of a view, encoded once and shared by every user of the view.
+pub fn world_config(config: &WorldConfig) -> Arc<str> {
+    config
+        .encoded
+        .get_or_init(|| {
+            let rooms = config
+                .rooms
+                .iter()
+                .map(|r| room(&r.room, &r.permissions))
+                .collect();
+            world_config_value(&config.world, &config.permissions, rooms)
+                .to_string()
+                .into()
+        })
+        .clone()
+}
+
 /// WORLD: the world's public face, the user's world permissions, and the rooms they may view.
-pub fn world_config(world: &WorldSettings, permissions: &BTreeSet<String>, rooms: Vec<Value>) -> Value {
+pub fn world_config_value(world: &WorldSettings, permissions: &BTreeSet<String>, rooms: Vec<Value>) -> Value {
     json!({
         "world": {
             "id": world.id,
@@ -131,4 +168,44 @@ pub fn chat_event(event: &ChatEvent) -> Value {
         "replaces": null,
         "reactions": {},
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::ids::{ChannelId, UserId};
+
+    fn event(id: i64) -> ChatEvent {
+        ChatEvent {
+            event_id: id,
+            channel: ChannelId::new("c"),
+            sender: UserId::new("u"),
+            timestamp: "t".into(),
+            event_type: "channel.message".into(),
+            content: json!({"type": "text", "body": "hi"}),
+        }
+    }
+
+    #[test]
+    fn replies_have_the_documented_shapes() {
+        assert_eq!(reply(&Reply::Empty), json!({}));
+        assert_eq!(
+            reply(&Reply::Url("https://x".into())),
+            json!({"url": "https://x"})
+        );
+        assert_eq!(
+            reply(&Reply::Event(event(1))),
+            json!({"event": chat_event(&event(1))})
+        );
+        assert_eq!(
+            reply(&Reply::Events(vec![event(1), event(2)])),
+            json!({"results": [chat_event(&event(1)), chat_event(&event(2))]})
+        );
+        let recordings = reply(&Reply::Recordings {
+            recordings: Vec::new(),
+            timezone: chrono_tz::Tz::UTC,
+        });
+        assert_eq!(recordings, json!({"results": []}));
+    }
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::ids::{ServerId, UserId, WorldId};
+use crate::ids::{CallId, ChannelId, ServerId, UserId, WorldId};
 
 pub use chat::{Appended, CallRecord, ChannelInfo, ChatEvent, ChatRefusal, NewContent};
 pub use meetings::{MeetingRecord, MeetingSecrets};
@@ -59,7 +59,7 @@ pub trait StoreBackend: Send + Sync + 'static {
         may_create: bool,
     ) -> StoreFuture<Option<UserRecord>>;
     /// One user of a world by id (`user.fetch`, admin API).
-    fn get_user(&self, world: WorldId, id: String) -> StoreFuture<Option<UserRecord>>;
+    fn get_user(&self, world: WorldId, id: UserId) -> StoreFuture<Option<UserRecord>>;
     /// `user.update`: replaces the profile; returns the updated user.
     fn update_profile(&self, world: WorldId, id: UserId, profile: Value) -> StoreFuture<Option<UserRecord>>;
     /// An operator changes a user's moderation state.
@@ -93,7 +93,7 @@ pub trait StoreBackend: Send + Sync + 'static {
     fn append_event(
         &self,
         world: WorldId,
-        channel: String,
+        channel: ChannelId,
         sender: UserId,
         event_type: String,
         content: NewContent,
@@ -102,13 +102,13 @@ pub trait StoreBackend: Send + Sync + 'static {
     fn fetch_events(
         &self,
         world: WorldId,
-        channel: String,
+        channel: ChannelId,
         user: UserId,
         count: u32,
         before_id: Option<i64>,
     ) -> StoreFuture<Result<Vec<ChatEvent>, ChatRefusal>>;
     /// `bbb.call_url`: the call and its invite list.
-    fn get_call(&self, world: WorldId, call: String) -> StoreFuture<Option<CallRecord>>;
+    fn get_call(&self, world: WorldId, call: CallId) -> StoreFuture<Option<CallRecord>>;
     /// The readiness probe: proves the database answers.
     fn ping(&self) -> StoreFuture<()>;
 }

@@ -13,7 +13,7 @@ use super::{
     MeetingRecord, Moderation, NewContent, StoreBackend, StoreError, StoreFuture, StoreResult, StoredGrant,
     UserRecord,
 };
-use crate::ids::{ServerId, UserId, WorldId};
+use crate::ids::{CallId, ChannelId, ServerId, UserId, WorldId};
 
 /// Opens (creating parent directories and the file) and migrates the database.
 /// Blocking: call it from a blocking context (startup uses `spawn_blocking`).
@@ -86,8 +86,8 @@ impl StoreBackend for SqliteStore {
         self.run(move |c| users::login(c, &world, &key, traits.as_deref(), profile.as_ref(), may_create))
     }
 
-    fn get_user(&self, world: WorldId, id: String) -> StoreFuture<Option<UserRecord>> {
-        self.run(move |c| users::find_by_id(c, &world, &id))
+    fn get_user(&self, world: WorldId, id: UserId) -> StoreFuture<Option<UserRecord>> {
+        self.run(move |c| users::find_by_id(c, &world, id.as_str()))
     }
 
     fn update_profile(&self, world: WorldId, id: UserId, profile: Value) -> StoreFuture<Option<UserRecord>> {
@@ -142,27 +142,27 @@ impl StoreBackend for SqliteStore {
     fn append_event(
         &self,
         world: WorldId,
-        channel: String,
+        channel: ChannelId,
         sender: UserId,
         event_type: String,
         content: NewContent,
     ) -> StoreFuture<Result<Appended, ChatRefusal>> {
-        self.run(move |c| chat::append(c, &world, &channel, &sender, &event_type, content))
+        self.run(move |c| chat::append(c, &world, channel.as_str(), &sender, &event_type, content))
     }
 
     fn fetch_events(
         &self,
         world: WorldId,
-        channel: String,
+        channel: ChannelId,
         user: UserId,
         count: u32,
         before_id: Option<i64>,
     ) -> StoreFuture<Result<Vec<ChatEvent>, ChatRefusal>> {
-        self.run(move |c| chat::fetch(c, &world, &channel, &user, count, before_id))
+        self.run(move |c| chat::fetch(c, &world, channel.as_str(), &user, count, before_id))
     }
 
-    fn get_call(&self, world: WorldId, call: String) -> StoreFuture<Option<CallRecord>> {
-        self.run(move |c| chat::call(c, &world, &call))
+    fn get_call(&self, world: WorldId, call: CallId) -> StoreFuture<Option<CallRecord>> {
+        self.run(move |c| chat::call(c, &world, call.as_str()))
     }
 
     fn ping(&self) -> StoreFuture<()> {
