@@ -1,5 +1,5 @@
 //! Typed replies of commands: what the command modules (`users`, `rooms`, `chat`) answer.
-//! The session alone turns them into `success` frames ([`super::wire::reply`]).
+//! The session alone turns them into `success` frames (`wire::reply`).
 
 use crate::bbb::xml::Recording;
 use crate::store::{ChannelInfo, ChatEvent, UserRecord};
