@@ -1,26 +1,33 @@
 //! bbb-gateway: hands out signed BigBlueButton join URLs to venueless-style WebSocket clients.
 //!
-//! Module map (who talks to whom):
-//! - [`app`]: startup; opens the store, starts the actors, serves [`http`] routes.
+//! Module map (who talks to whom; no module imports one that imports it back):
+//! - [`app`]: startup; opens the [`store`], starts the actors, serves [`http`] routes.
+//! - [`services`]: `Services`, the actors' addresses every session and route gets (a leaf).
+//! - [`reload`]: re-reads the settings and hands them to the actors (the admin route calls it).
 //! - [`http`]: routes; `/ws/world/{id}/` upgrades into a [`session`].
-//! - [`session`]: one actor per socket; parses frames via [`protocol`], asks
-//!   [`permissions::PermissionActor`] for rights, [`store::StoreActor`] for users, and
-//!   [`registry::SessionRegistry`] for pushes to a user's other sockets.
+//! - [`session`]: one actor per socket; parses frames via [`protocol`] into typed commands
+//!   (newtype ids), runs them through [`users`], [`rooms`] and [`chat`], and alone encodes their
+//!   typed replies ([`protocol::reply`]) as frames ([`protocol::wire`]).
+//! - [`users`], [`rooms`], [`chat`]: the logic behind login and `user.*`, room commands, and
+//!   DMs/calls; they ask [`permissions::PermissionActor`], the [`store::Store`], the
+//!   [`balancer::BbbBalancer`] and [`registry::SessionRegistry`] (pushes).
 //! - [`permissions`]: rights from roles, trait grants, explicit grants, moderation
-//!   (pure rules in `permissions::rules`).
-//! - [`store`]: SQLite on its own thread (`SyncArbiter`), ordered migrations.
+//!   (pure rules in `permissions::rules`); answers typed views.
+//! - [`store`]: one async interface ([`store::StoreBackend`] behind [`store::Store`]); SQLite
+//!   is the first backend, on its own thread; ordered migrations.
 //! - [`registry`]: live sessions per user; `connection_limit`; push delivery.
-//! - [`rooms`], [`chat`]: the logic behind room commands and DMs/calls; sessions call them,
-//!   they ask the actors.
 //! - [`auth`]: JWT and client-id credentials (pure).
-//! - [`config`]: typed settings, env overrides, validation.
-//! - [`error`], [`protocol::codes`]: the one error enum and its wire codes.
+//! - [`config`]: typed settings, env overrides, validation; [`secret`]: `Secret` and
+//!   constant-time comparison; [`tls`]: outgoing TLS material.
+//! - [`error`], [`codes`]: the one error enum and its wire codes.
 //! - [`metrics`]: Prometheus metrics.
-//! - [`balancer`]: `BbbBalancer` owns the server pool and meeting records; places, creates,
-//!   signs join URLs, polls load and health, gathers recordings (pure placement in
-//!   `balancer::strategy`, create/join parameters in `balancer::params`).
-//! - [`bbb`]: BBB API checksums, query signing, XML parsing (pure).
+//! - [`balancer`]: `BbbBalancer`, a thin actor over pure cores: the server pool with health
+//!   (`balancer::pool`), the meeting table (`balancer::meetings`: ready / wait / create on S),
+//!   placement (`balancer::strategy`), create/join parameters (`balancer::params`), the
+//!   end callback (`balancer::callback`) and recordings merging (`balancer::recordings`).
+//! - [`bbb`]: BBB API checksums, query signing, XML parsing and escaping (pure), the client.
 //! - [`simulator`]: the built-in BBB API simulator (dev and tests).
+//! - [`wsclient`]: the WebSocket client of the load generator and the integration tests.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
