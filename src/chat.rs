@@ -1,29 +1,35 @@
-//! Direct messages and private calls (SPEC §4.4): the logic behind `chat.direct.create`,
-//! `chat.send`, `chat.fetch` and `bbb.call_url`. Storage is the store actor's; pushes go
-//! through the session registry; calls are placed and joined through the balancer.
+//! Direct messages and private calls (SPEC §4.4, §4.6): the logic behind `chat.direct.create`,
+//! `chat.send`, `chat.fetch` and `bbb.call_url`; the other conversation commands are in
+//! [`conversations`]. Storage is the store's; pushes are returned in [`Answer`]s that the
+//! session publishes on the [`crate::bus`]; calls are placed and joined through the balancer.
+//!
+//! - [`pointers`]: read-pointer arithmetic and the notification decision (pure).
+//! - [`search`]: `user.list.search` matching, order and pages (pure).
+
+pub mod conversations;
+pub mod pointers;
+pub mod search;
 
 use std::sync::Arc;
 
+use serde_json::json;
+
 use crate::balancer::params::Joiner;
 use crate::balancer::{JoinCall, PlaceCall};
+use crate::bus::{Answer, Audience, Delivery};
 use crate::error::Error;
 use crate::ids::{is_uuid, CallId, ChannelId, UserId, WorldId};
 use crate::permissions::rules::WORLD_CHAT_DIRECT;
 use crate::permissions::{GetWorldRights, Principal};
 use crate::protocol::command::SendContent;
 use crate::protocol::reply::Reply;
-use crate::protocol::{frame, wire};
-use crate::registry::{Push, PushToUsers};
+use crate::protocol::{chat_wire, frame, wire};
+use crate::registry::ConnId;
 use crate::rooms::{avatar_url, display_name};
 use crate::services::Services;
-use crate::store::{ChannelInfo, ChatRefusal, NewContent, UserRecord};
-
-fn refusal(r: ChatRefusal) -> Error {
-    match r {
-        ChatRefusal::UnknownChannel => Error::RoomUnknown,
-        ChatRefusal::NotMember | ChatRefusal::UnknownUser | ChatRefusal::TooFewMembers => Error::ChatDenied,
-    }
-}
+use crate::store::{NewContent, UserRecord};
+use conversations::{channels_push, pointers_and_counts_of, refusal};
+use pointers::{notify_as, NotifyAs};
 
 async fn may_chat(services: &Services, world: &WorldId, user: &UserRecord) -> Result<bool, Error> {
     let rights = services
@@ -36,13 +42,17 @@ async fn may_chat(services: &Services, world: &WorldId, user: &UserRecord) -> Re
     Ok(rights.has(WORLD_CHAT_DIRECT))
 }
 
-/// `chat.direct.create`: the channel of the caller plus `users` (same set, same channel).
+/// `chat.direct.create`: the channel of the caller plus `users` (same set, same channel). After
+/// the reply: the caller's other sockets get `chat.channels` when the channel is new or the
+/// caller had hidden it; with `hide` false, a new channel's other members get it too.
 pub async fn direct_create(
     services: Services,
     world: WorldId,
     caller: UserRecord,
+    conn: ConnId,
     users: Vec<UserId>,
-) -> Result<Reply, Error> {
+    hide: bool,
+) -> Result<Answer, Error> {
     if !may_chat(&services, &world, &caller).await? {
         return Err(Error::AuthDenied);
     }
@@ -51,32 +61,46 @@ pub async fn direct_create(
     }
     let mut members = users;
     members.push(caller.id.clone());
-    let info = services
+    let outcome = services
         .store
-        .direct_channel(world, members)
+        .direct_channel(world.clone(), members, caller.id.clone(), hide, wire::user)
         .await?
         .map_err(refusal)?;
-    Ok(Reply::Channel(info))
+    let created = outcome.created;
+    let others: Vec<UserId> = outcome
+        .info
+        .members
+        .iter()
+        .filter(|m| m.id != caller.id)
+        .map(|m| m.id.clone())
+        .collect();
+    let mut answer = Answer::reply(Reply::Channel(outcome.info));
+    if created || outcome.caller_was_hidden {
+        answer
+            .after
+            .push(channels_push(&services, &world, &caller.id, Some(conn)).await?);
+    }
+    if created && !hide {
+        for member in &others {
+            answer
+                .after
+                .push(channels_push(&services, &world, member, None).await?);
+        }
+    }
+    Ok(answer)
 }
 
-/// `chat.channels` of the `authenticated` frame.
-pub async fn channels(
-    services: &Services,
-    world: &WorldId,
-    user: &UserId,
-) -> Result<Vec<ChannelInfo>, Error> {
-    Ok(services.store.channels_of(world.clone(), user.clone()).await?)
-}
-
-/// `chat.send`: stores the event, starts a call for call content, and pushes `chat.event` to
-/// every live socket of every member.
+/// `chat.send`: stores the event (with one notification per other member, and the call for
+/// call content), then answers with the pushes of SPEC 4.6.6 in their order: `chat.channels`
+/// for members whose hidden membership became visible, (the reply,) `chat.event` to every
+/// member, then per other member `chat.unread_pointers` and `chat.notification`.
 pub async fn send(
     services: Services,
     world: WorldId,
     sender: UserRecord,
     channel: ChannelId,
     content: SendContent,
-) -> Result<Reply, Error> {
+) -> Result<Answer, Error> {
     if !may_chat(&services, &world, &sender).await? {
         return Err(Error::ChatDenied);
     }
@@ -102,16 +126,42 @@ pub async fn send(
             call: call.clone(),
         });
     }
-    let pushed: Arc<str> = frame::event("chat.event", wire::chat_event(&appended.event)).into();
-    services.registry.do_send(PushToUsers {
-        users: appended.members,
-        push: Push::Frame(pushed),
-        except: None,
-    });
-    Ok(Reply::Event(appended.event))
+    let event = wire::chat_event(&appended.event);
+    let mut before = Vec::new();
+    for member in &appended.unhidden {
+        before.push(channels_push(&services, &world, member, None).await?);
+    }
+    let mut after = Vec::new();
+    let pushed: Arc<str> = frame::event("chat.event", event.clone()).into();
+    for member in &appended.members {
+        after.push(Delivery::frame(Audience::User(member.clone()), pushed.clone()));
+    }
+    let event_id = appended.event.event_id;
+    let unread: Arc<str> = frame::event(
+        "chat.unread_pointers",
+        json!({ appended.event.channel.as_str(): event_id }),
+    )
+    .into();
+    let notification: Arc<str> = chat_wire::notification_frame(&event, &sender).into();
+    for (member, read_pointer) in &appended.recipients {
+        let to = Audience::User(member.clone());
+        after.push(Delivery::frame(to.clone(), unread.clone()));
+        let frame = match notify_as(*read_pointer, event_id) {
+            NotifyAs::Notification => notification.clone(),
+            NotifyAs::Counts => {
+                chat_wire::counts_frame(&pointers_and_counts_of(&services, &world, member).await?).into()
+            }
+        };
+        after.push(Delivery::frame(to, frame));
+    }
+    Ok(Answer {
+        reply: Reply::Event(appended.event),
+        before,
+        after,
+    })
 }
 
-/// `chat.fetch`: a page of events, oldest first; members only.
+/// `chat.fetch`: a page of events, oldest first, and the users they name; members only.
 pub async fn fetch(
     services: Services,
     world: WorldId,
@@ -122,10 +172,11 @@ pub async fn fetch(
 ) -> Result<Reply, Error> {
     let events = services
         .store
-        .fetch_events(world, channel, user, count, before_id)
+        .fetch_events(world.clone(), channel, user, count, before_id)
         .await?
         .map_err(refusal)?;
-    Ok(Reply::Events(events))
+    let users = conversations::users_of_events(&services, &world, &events).await?;
+    Ok(Reply::Events { events, users })
 }
 
 /// `bbb.call_url`: a moderator join URL for invited members. Anything wrong with the call is

@@ -24,6 +24,8 @@ pub const AUTH_DENIED: &str = "auth.denied";
 pub const USER_NOT_FOUND: &str = "user.not_found";
 pub const ROOM_UNKNOWN: &str = "room.unknown";
 pub const CHAT_DENIED: &str = "chat.denied";
+pub const CHAT_INVALID_BODY: &str = "chat.invalid_body";
+pub const CHAT_UNSUPPORTED_CONTENT_TYPE: &str = "chat.unsupported_content_type";
 
 pub const BBB_MISSING_PROFILE: &str = "bbb.join.missing_profile";
 pub const BBB_FAILED: &str = "bbb.failed";

@@ -47,6 +47,10 @@ pub enum Error {
     UserNotFound,
     RoomUnknown,
     ChatDenied,
+    /// `chat.mark_read` without an event id of at least 1.
+    ChatInvalidBody,
+    /// `chat.send` with `replaces` (edits and deletes are not supported).
+    ChatUnsupportedContentType,
     MissingProfile,
     BbbFailed,
     ConnectionReplaced,
@@ -78,6 +82,8 @@ impl Error {
             Error::UserNotFound => codes::USER_NOT_FOUND,
             Error::RoomUnknown => codes::ROOM_UNKNOWN,
             Error::ChatDenied => codes::CHAT_DENIED,
+            Error::ChatInvalidBody => codes::CHAT_INVALID_BODY,
+            Error::ChatUnsupportedContentType => codes::CHAT_UNSUPPORTED_CONTENT_TYPE,
             Error::MissingProfile => codes::BBB_MISSING_PROFILE,
             Error::BbbFailed => codes::BBB_FAILED,
             Error::ConnectionReplaced => codes::CONNECTION_REPLACED,

@@ -9,13 +9,15 @@
 //!   (newtype ids), runs them through [`users`], [`rooms`] and [`chat`], and alone encodes their
 //!   typed replies ([`protocol::reply`]) as frames ([`protocol::wire`]).
 //! - [`users`], [`rooms`], [`chat`]: the logic behind login and `user.*`, room commands, and
-//!   DMs/calls; they ask [`permissions::PermissionActor`], the [`store::Store`], the
-//!   [`balancer::BbbBalancer`] and [`registry::SessionRegistry`] (pushes).
+//!   DMs/calls/conversations (SPEC 4.4, 4.6); they ask [`permissions::PermissionActor`], the
+//!   [`store::Store`] and the [`balancer::BbbBalancer`], and answer with pushes for the [`bus`].
 //! - [`permissions`]: rights from roles, trait grants, explicit grants, moderation
 //!   (pure rules in `permissions::rules`); answers typed views.
 //! - [`store`]: one async interface ([`store::StoreBackend`] behind [`store::Store`]); SQLite
 //!   is the first backend, on its own thread; ordered migrations.
-//! - [`registry`]: live sessions per user; `connection_limit`; push delivery.
+//! - [`registry`]: live sessions per user; `connection_limit`; delivers the bus's pushes.
+//! - [`bus`]: the one push bus: ordered deliveries addressed to users, delivered by the
+//!   registry (a PostgreSQL NOTIFY carrier can take them across instances).
 //! - [`auth`]: JWT and client-id credentials (pure).
 //! - [`config`]: typed settings, env overrides, validation; [`secret`]: `Secret` and
 //!   constant-time comparison; [`tls`]: outgoing TLS material.
@@ -35,6 +37,7 @@ pub mod app;
 pub mod auth;
 pub mod balancer;
 pub mod bbb;
+pub mod bus;
 pub mod chat;
 pub mod codes;
 pub mod config;

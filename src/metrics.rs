@@ -25,6 +25,14 @@ const KNOWN_ACTIONS: &[&str] = &[
     "chat.direct.create",
     "chat.send",
     "chat.fetch",
+    "user.list.search",
+    "user.online_status",
+    "chat.subscribe",
+    "chat.unsubscribe",
+    "chat.mark_read",
+    "chat.leave",
+    "room.enter",
+    "room.leave",
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

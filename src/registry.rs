@@ -1,5 +1,5 @@
 //! `SessionRegistry`: the live, authenticated sockets of every user. It enforces
-//! `connection_limit` and delivers pushes (`user.updated`, `chat.event`, `connection.reload`).
+//! `connection_limit` and delivers what the push bus publishes to this process's sockets.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use crate::ids::UserId;
 /// Identifies one WebSocket connection for the life of the process.
 pub type ConnId = u64;
 
-/// Something the registry tells a session.
+/// Something the registry tells a session (the bus carries these; all plain data).
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
 pub enum Push {
@@ -93,27 +93,26 @@ impl Handler<Unregister> for SessionRegistry {
     }
 }
 
-/// Sent by sessions, the chat service and the admin API: deliver `push` to every socket of
-/// each user (except the `except` connection).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct PushToUsers {
-    pub users: Vec<UserId>,
-    pub push: Push,
-    pub except: Option<ConnId>,
+impl SessionRegistry {
+    /// The live sockets of `user`, oldest first (the bus delivers through this).
+    pub(crate) fn sockets_of(&self, user: &UserId) -> Vec<(ConnId, Recipient<Push>)> {
+        self.users.get(user).cloned().unwrap_or_default()
+    }
 }
 
-impl Handler<PushToUsers> for SessionRegistry {
-    type Result = ();
+/// Sent by `chat::presence` for `user.online_status`: which of these users have at least one
+/// authenticated socket open here.
+#[derive(Message)]
+#[rtype(result = "Vec<bool>")]
+pub struct AreOnline {
+    pub users: Vec<UserId>,
+}
 
-    fn handle(&mut self, msg: PushToUsers, _: &mut Context<Self>) {
-        for user in &msg.users {
-            for (conn, addr) in self.users.get(user).into_iter().flatten() {
-                if Some(*conn) != msg.except {
-                    addr.do_send(msg.push.clone());
-                }
-            }
-        }
+impl Handler<AreOnline> for SessionRegistry {
+    type Result = MessageResult<AreOnline>;
+
+    fn handle(&mut self, msg: AreOnline, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(msg.users.iter().map(|u| self.users.contains_key(u)).collect())
     }
 }
 

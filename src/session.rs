@@ -13,13 +13,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use serde_json::{json, Value};
 
+use crate::bus::{self, Answer, Audience};
 use crate::error::Error;
 use crate::ids::WorldId;
 use crate::permissions::rules::WORLD_CONNECTIONS_UNLIMITED;
 use crate::protocol::command::{self, Command};
 use crate::protocol::frame::{self, Frame};
 use crate::protocol::reply::Reply;
-use crate::protocol::wire;
+use crate::protocol::{chat_wire, wire};
 use crate::registry::{ConnId, Push, Register, Unregister};
 use crate::services::Services;
 use crate::store::UserRecord;
@@ -360,7 +361,7 @@ impl Session {
             Ok(LoggedIn {
                 record,
                 view,
-                channels,
+                conversations,
             }) => {
                 act.services.metrics.login(started.elapsed(), "success");
                 let limit =
@@ -382,7 +383,9 @@ impl Session {
                     wire::authenticated_frame(
                         &wire::user(&record),
                         &wire::world_config(&view.config),
-                        channels.iter().map(wire::channel).collect(),
+                        &chat_wire::channels(&conversations),
+                        &chat_wire::pointers(&conversations),
+                        &chat_wire::counts(&conversations),
                     ),
                 );
                 act.user = Some(SessionUser { record });
@@ -408,6 +411,36 @@ impl Session {
                     act.send(ctx, frame::success(&id, wire::reply(&reply)));
                 }
                 Err(e) => {
+                    metrics.request(&action, e.code());
+                    act.send(ctx, frame::error(Some(&id), &e));
+                }
+            })
+            .spawn(ctx);
+    }
+
+    /// Like `respond`, for requests that cause pushes: the reply and the pushes go out as one
+    /// ordered sequence on the bus, so every socket sees them in the order the answer lists.
+    fn respond_with_pushes<F>(&mut self, action: String, id: Value, fut: F, ctx: &mut Ctx)
+    where
+        F: Future<Output = Result<Answer, Error>> + 'static,
+    {
+        let metrics = self.services.metrics.clone();
+        fut.into_actor(self)
+            .map(move |result, act, ctx| match (result, &act.user) {
+                (Ok(answer), Some(user)) if answer.has_pushes() => {
+                    metrics.request(&action, "success");
+                    let reply_to = Audience::Socket {
+                        user: user.record.id.clone(),
+                        conn: act.conn,
+                    };
+                    let reply = frame::success(&id, wire::reply(&answer.reply));
+                    bus::publish(&act.services, answer.into_publish(reply_to, reply));
+                }
+                (Ok(answer), _) => {
+                    metrics.request(&action, "success");
+                    act.send(ctx, frame::success(&id, wire::reply(&answer.reply)));
+                }
+                (Err(e), _) => {
                     metrics.request(&action, e.code());
                     act.send(ctx, frame::error(Some(&id), &e));
                 }
@@ -453,13 +486,17 @@ impl Session {
                 let fut = chat::call_url(services, world, user.record.clone(), call);
                 self.respond(action, id, fut, ctx);
             }
-            Command::DirectCreate { users } => {
-                let fut = chat::direct_create(services, world, user.record.clone(), users);
-                self.respond(action, id, fut, ctx);
+            Command::DirectCreate { users, hide } => {
+                let fut = chat::direct_create(services, world, user.record.clone(), conn, users, hide);
+                self.respond_with_pushes(action, id, fut, ctx);
             }
             Command::ChatSend { channel, content } => {
                 let fut = chat::send(services, world, user.record.clone(), channel, content);
-                self.respond(action, id, fut, ctx);
+                self.respond_with_pushes(action, id, fut, ctx);
+            }
+            Command::Conversation(cmd) => {
+                let fut = chat::conversations::run(services, world, user.record.clone(), conn, cmd);
+                self.respond_with_pushes(action, id, fut, ctx);
             }
             Command::ChatFetch {
                 channel,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::auth;
+use crate::bus::{self, Audience, Delivery, Publish};
 use crate::chat;
 use crate::error::Error;
 use crate::ids::{UserId, WorldId};
@@ -13,16 +14,16 @@ use crate::permissions::rules::{Moderation, WORLD_VIEW};
 use crate::permissions::{GetWorldRights, GetWorldView, Principal, WorldView};
 use crate::protocol::reply::Reply;
 use crate::protocol::{frame, wire};
-use crate::registry::{ConnId, Push, PushToUsers};
+use crate::registry::{ConnId, Push};
 use crate::services::Services;
-use crate::store::{ChannelInfo, LoginKey, UserRecord};
+use crate::store::{ConversationList, LoginKey, UserRecord};
 
-/// A successful login: the user, what they may see, and their DM channels.
+/// A successful login: the user, what they may see, and their conversation list.
 #[derive(Clone, Debug)]
 pub struct LoggedIn {
     pub record: UserRecord,
     pub view: WorldView,
-    pub channels: Vec<ChannelInfo>,
+    pub conversations: ConversationList,
 }
 
 /// `authenticate`: credentials, the right to exist in the world (creating the user if they
@@ -53,7 +54,7 @@ pub async fn login(services: Services, world: WorldId, body: Value) -> Result<Lo
     } else {
         Error::MissingToken
     };
-    let record = services
+    let mut record = services
         .store
         .login_user(
             world.clone(),
@@ -77,11 +78,11 @@ pub async fn login(services: Services, world: WorldId, body: Value) -> Result<Lo
     if !view.rights.has(WORLD_VIEW) {
         return Err(not_allowed);
     }
-    let channels = chat::channels(&services, &world, &record.id).await?;
+    let conversations = chat::conversations::login(&services, &world, &mut record).await?;
     Ok(LoggedIn {
         record,
         view,
-        channels,
+        conversations,
     })
 }
 
@@ -100,14 +101,20 @@ pub async fn update_profile(
         .await?
         .ok_or(Error::UserNotFound)?;
     let frame: Arc<str> = frame::event("user.updated", wire::user(&record)).into();
-    services.registry.do_send(PushToUsers {
-        users: vec![record.id.clone()],
-        push: Push::ProfileChanged {
-            profile: record.profile.clone(),
-            frame,
+    let push = Push::ProfileChanged {
+        profile: record.profile.clone(),
+        frame,
+    };
+    let others = Audience::OtherSockets {
+        user: record.id.clone(),
+        except: conn,
+    };
+    bus::publish(
+        &services,
+        Publish {
+            deliveries: vec![Delivery::new(others, push)],
         },
-        except: Some(conn),
-    });
+    );
     Ok(record.profile)
 }
 

@@ -9,10 +9,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::balancer::{params, AdminRefusal, ListServers, MoveRoom, SetServerActive};
+use crate::bus::{self, Audience, Delivery, Publish};
 use crate::ids::{RoomId, ServerId, WorldId};
 use crate::permissions::rules::Moderation;
 use crate::permissions::ApplyModeration;
-use crate::registry::{Push, PushToUsers};
+use crate::registry::Push;
 use crate::reload::ReloadError;
 use crate::services::Services;
 
@@ -203,11 +204,12 @@ async fn moderation(
         .await?
         .map_err(|_| AdminError::Internal)?
         .ok_or(AdminError::NotFound("unknown user"))?;
-    services.registry.do_send(PushToUsers {
-        users: vec![record.id.clone()],
-        push: Push::Reload,
-        except: None,
-    });
+    bus::publish(
+        &services,
+        Publish {
+            deliveries: vec![Delivery::new(Audience::User(record.id.clone()), Push::Reload)],
+        },
+    );
     Ok(HttpResponse::Ok().json(json!({ "user": record.id, "state": state })))
 }
 

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Namespace};
 use crate::ids::{CallId, ChannelId, RoomId, UserId};
+use crate::protocol::conversation::{self, ConversationCommand};
 
 /// Longest accepted display name, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 200;
@@ -24,8 +25,9 @@ pub enum Command {
     /// `bbb.call_url`: a join URL for a private call; `None` when the id is not a string.
     /// The id is not validated here (a malformed one is answered `bbb.failed`).
     CallUrl { call: Option<CallId> },
-    /// `chat.direct.create`: the DM channel of the caller and these users.
-    DirectCreate { users: Vec<UserId> },
+    /// `chat.direct.create`: the DM channel of the caller and these users; `hide` (default
+    /// true) hides a new channel from the other members until its first message.
+    DirectCreate { users: Vec<UserId>, hide: bool },
     /// `chat.send`: a message or a call into a channel.
     ChatSend {
         channel: ChannelId,
@@ -37,6 +39,8 @@ pub enum Command {
         count: u32,
         before_id: Option<i64>,
     },
+    /// The commands around conversations of SPEC 4.6 (`protocol::conversation`).
+    Conversation(ConversationCommand),
 }
 
 /// What `chat.send` carries.
@@ -62,6 +66,12 @@ struct CallBody {
 #[derive(Deserialize)]
 struct DirectCreateBody {
     users: Vec<UserId>,
+    #[serde(default = "default_hide")]
+    hide: bool,
+}
+
+fn default_hide() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -108,6 +118,10 @@ pub fn parse(action: &str, body: Option<Value>) -> Result<Command, Error> {
                 profile: validate_profile(b.profile)?,
             })
         }
+        "user.fetch" if body.as_ref().is_some_and(|b| b.get("ids").is_some()) => {
+            let b: Map<String, Value> = body_as(body)?;
+            Ok(Command::Conversation(conversation::fetch_many(&b)?))
+        }
         "user.fetch" => {
             let b: IdBody = body_as(body)?;
             match b.id {
@@ -130,10 +144,18 @@ pub fn parse(action: &str, body: Option<Value>) -> Result<Command, Error> {
                 },
             })
         }
-        "chat.direct.create" => Ok(Command::DirectCreate {
-            users: body_as::<DirectCreateBody>(body)?.users,
-        }),
+        "chat.direct.create" => {
+            let b: DirectCreateBody = body_as(body)?;
+            Ok(Command::DirectCreate {
+                users: b.users,
+                hide: b.hide,
+            })
+        }
         "chat.send" => {
+            // Edits and deletes carry `replaces`: not supported, and never stored as new messages.
+            if body.as_ref().is_some_and(|b| b.get("replaces").is_some()) {
+                return Err(Error::ChatUnsupportedContentType);
+            }
             let b: SendBody = body_as(body)?;
             if b.event_type != "channel.message" {
                 return Err(Error::invalid("event_type must be channel.message"));
@@ -155,7 +177,10 @@ pub fn parse(action: &str, body: Option<Value>) -> Result<Command, Error> {
                 before_id: b.before_id,
             })
         }
-        _ => Err(unsupported()),
+        _ => match conversation::parse(action, body) {
+            Some(parsed) => parsed.map(Command::Conversation),
+            None => Err(unsupported()),
+        },
     }
 }
 
@@ -330,8 +355,31 @@ mod tests {
         assert_eq!(
             parse("chat.direct.create", Some(json!({"users": ["a", "b"]}))),
             Ok(Command::DirectCreate {
-                users: vec![UserId::new("a"), UserId::new("b")]
+                users: vec![UserId::new("a"), UserId::new("b")],
+                hide: true
             })
+        );
+        assert_eq!(
+            parse("chat.direct.create", Some(json!({"users": [], "hide": false}))),
+            Ok(Command::DirectCreate {
+                users: vec![],
+                hide: false
+            })
+        );
+        assert_eq!(
+            parse("chat.direct.create", Some(json!({"users": [], "hide": 1})))
+                .unwrap_err()
+                .code(),
+            "protocol.invalid_message"
+        );
+        assert_eq!(
+            parse(
+                "chat.send",
+                Some(json!({"channel": "c", "replaces": 3, "content": {"type": "deleted"}}))
+            )
+            .unwrap_err()
+            .code(),
+            "chat.unsupported_content_type"
         );
         assert_eq!(
             parse("bbb.call_url", Some(json!({"call": "not-a-uuid"}))),

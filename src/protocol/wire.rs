@@ -11,8 +11,9 @@ use chrono::TimeZone;
 use crate::bbb::xml::Recording;
 use crate::config::{RoomSettings, WorldSettings, BBB_MODULE};
 use crate::permissions::WorldConfig;
-use crate::store::{ChannelInfo, ChatEvent, UserRecord};
+use crate::store::{is_inactive, ChannelInfo, ChatEvent, UserRecord};
 
+use super::chat_wire;
 use super::reply::Reply;
 
 /// The body of a `success` frame for a typed reply.
@@ -26,9 +27,33 @@ pub fn reply(reply: &Reply) -> Value {
         }
         Reply::Channel(info) => channel(info),
         Reply::Event(event) => json!({ "event": chat_event(event) }),
-        Reply::Events(events) => json!({ "results": events.iter().map(chat_event).collect::<Vec<_>>() }),
+        Reply::Events { events, users } => json!({
+            "results": events.iter().map(chat_event).collect::<Vec<_>>(),
+            "users": users_by_id(users),
+        }),
         Reply::User(record) => user(record),
+        Reply::Users(records) => users_by_id(records),
+        Reply::Search {
+            results,
+            is_last,
+            now_ms,
+        } => json!({
+            "results": results.iter().map(|u| chat_wire::listed(u, *now_ms)).collect::<Vec<_>>(),
+            "isLastPage": is_last,
+        }),
+        Reply::OnlineStatus(online) => json!(online),
+        Reply::Subscribed(info) => json!({
+            "state": null,
+            "next_event_id": info.next_event_id,
+            "unread_pointer": info.unread_pointer,
+            "members": info.members.iter().map(user).collect::<Vec<_>>(),
+        }),
     }
+}
+
+/// `{uid: USER}`.
+pub fn users_by_id(users: &[UserRecord]) -> Value {
+    Value::Object(users.iter().map(|u| (u.id.to_string(), user(u))).collect())
 }
 
 /// USER: `{"id", "profile", "pretalx_id", "deleted", "badges", "inactive", "client_state"}`.
@@ -39,7 +64,7 @@ pub fn user(user: &UserRecord) -> Value {
         "pretalx_id": null,
         "deleted": false,
         "badges": [],
-        "inactive": false,
+        "inactive": is_inactive(user.last_login_ms, chrono::Utc::now().timestamp_millis()),
         "client_state": {},
     })
 }
@@ -107,13 +132,19 @@ pub fn world_config_value(world: &WorldSettings, permissions: &BTreeSet<String>,
 }
 
 /// The whole `authenticated` frame: exactly seven keys. `world_config` is JSON text (shared
-/// between users with the same view), spliced in without parsing it again.
-pub fn authenticated_frame(user_config: &Value, world_config: &str, channels: Vec<Value>) -> String {
+/// between users with the same view), spliced in without parsing it again; `channels`,
+/// `read_pointers` and `notification_counts` are the conversation list (SPEC 4.6.3).
+pub fn authenticated_frame(
+    user_config: &Value,
+    world_config: &str,
+    channels: &Value,
+    read_pointers: &Value,
+    notification_counts: &Value,
+) -> String {
     format!(
-        "[\"authenticated\",{{\"user.config\":{user_config},\"world.config\":{world_config},\"chat.channels\":{},\
-         \"chat.read_pointers\":{{}},\"chat.notification_counts\":{{}},\
-         \"exhibition\":{{\"exhibitors\":[],\"contact_requests\":[]}},\"announcements\":[]}}]",
-        Value::Array(channels)
+        "[\"authenticated\",{{\"user.config\":{user_config},\"world.config\":{world_config},\"chat.channels\":{channels},\
+         \"chat.read_pointers\":{read_pointers},\"chat.notification_counts\":{notification_counts},\
+         \"exhibition\":{{\"exhibitors\":[],\"contact_requests\":[]}},\"announcements\":[]}}]"
     )
 }
 
@@ -150,7 +181,7 @@ pub fn channel(info: &ChannelInfo) -> Value {
         "id": info.id,
         "state": null,
         "members": info.members.iter().map(user).collect::<Vec<_>>(),
-        "unread_pointer": 0,
+        "unread_pointer": info.unread_pointer,
         "next_event_id": info.next_event_id,
     })
 }
@@ -199,9 +230,28 @@ mod tests {
             json!({"event": chat_event(&event(1))})
         );
         assert_eq!(
-            reply(&Reply::Events(vec![event(1), event(2)])),
-            json!({"results": [chat_event(&event(1)), chat_event(&event(2))]})
+            reply(&Reply::Events {
+                events: vec![event(1), event(2)],
+                users: Vec::new()
+            }),
+            json!({"results": [chat_event(&event(1)), chat_event(&event(2))], "users": {}})
         );
+        let searchable = crate::store::Searchable {
+            id: UserId::new("u"),
+            display_name: "Ann".into(),
+            avatar: None,
+            last_login_ms: Some(5),
+        };
+        assert_eq!(
+            reply(&Reply::Search {
+                results: vec![searchable],
+                is_last: true,
+                now_ms: 5
+            }),
+            json!({"results": [{"id": "u", "profile": {"display_name": "Ann"}, "pretalx_id": null, "inactive": false, "badges": []}], "isLastPage": true})
+        );
+        let online = [(UserId::new("u"), true)].into_iter().collect();
+        assert_eq!(reply(&Reply::OnlineStatus(online)), json!({"u": true}));
         let recordings = reply(&Reply::Recordings {
             recordings: Vec::new(),
             timezone: chrono_tz::Tz::UTC,

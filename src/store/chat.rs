@@ -16,12 +16,28 @@ pub enum ChatRefusal {
     TooFewMembers,
 }
 
+/// The event type of the stored member events (never counted for U, notifications or pushes).
+pub const MEMBER_EVENT: &str = "channel.member";
+
 /// A channel with its members, as the client sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChannelInfo {
     pub id: ChannelId,
+    /// Every member (hidden ones included), in member order (by id).
     pub members: Vec<UserRecord>,
     pub next_event_id: i64,
+    /// U: the highest event id that is not a member event; 0 when there is none.
+    pub unread_pointer: i64,
+}
+
+/// What `chat.direct.create` did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DirectChannelOutcome {
+    pub info: ChannelInfo,
+    /// The channel did not exist before.
+    pub created: bool,
+    /// The channel existed and the caller had hidden it (now visible again).
+    pub caller_was_hidden: bool,
 }
 
 /// One stored chat event.
@@ -50,6 +66,11 @@ pub struct Appended {
     pub event: ChatEvent,
     pub members: Vec<UserId>,
     pub call: Option<CallId>,
+    /// Members whose hidden membership this event made visible.
+    pub unhidden: Vec<UserId>,
+    /// For every member other than the sender (each now holds a notification for the event):
+    /// their read pointer for the channel after the event was stored.
+    pub recipients: Vec<(UserId, Option<i64>)>,
 }
 
 /// A private call and who was invited.
@@ -68,7 +89,7 @@ fn member_key(members: &[UserId]) -> String {
     ids.join(",")
 }
 
-fn members_of(conn: &Connection, channel: &str) -> rusqlite::Result<Vec<UserId>> {
+pub(super) fn members_of(conn: &Connection, channel: &str) -> rusqlite::Result<Vec<UserId>> {
     let mut stmt =
         conn.prepare_cached("SELECT user_id FROM channel_members WHERE channel_id = ?1 ORDER BY user_id")?;
     let rows = stmt.query_map([channel], |r| Ok(UserId(r.get(0)?)))?;
@@ -80,13 +101,20 @@ fn next_event_id(conn: &Connection, channel: &str) -> rusqlite::Result<i64> {
         .query_row([channel], |r| r.get(0))
 }
 
-fn channel_world(conn: &Connection, channel: &str) -> rusqlite::Result<Option<String>> {
+pub(super) fn unread_pointer(conn: &Connection, channel: &str) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT COALESCE(MAX(event_id), 0) FROM chat_events WHERE channel_id = ?1 AND event_type != ?2",
+    )?
+    .query_row(params![channel, MEMBER_EVENT], |r| r.get(0))
+}
+
+pub(super) fn channel_world(conn: &Connection, channel: &str) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached("SELECT world FROM channels WHERE id = ?1")?
         .query_row([channel], |r| r.get(0))
         .optional()
 }
 
-fn info(conn: &Connection, world: &WorldId, channel: &str) -> rusqlite::Result<ChannelInfo> {
+pub(super) fn info(conn: &Connection, world: &WorldId, channel: &str) -> rusqlite::Result<ChannelInfo> {
     let mut members = Vec::new();
     for id in members_of(conn, channel)? {
         if let Some(user) = users::find_by_id(conn, world, id.as_str())? {
@@ -97,62 +125,103 @@ fn info(conn: &Connection, world: &WorldId, channel: &str) -> rusqlite::Result<C
         id: ChannelId(channel.to_string()),
         members,
         next_event_id: next_event_id(conn, channel)?,
+        unread_pointer: unread_pointer(conn, channel)?,
     })
 }
 
-/// The channel of exactly `members` (caller included), created on first use.
+/// The channel of exactly `members` (caller included), created on first use. A new channel's
+/// members other than the caller get a hidden membership when `hide`; every member gets one
+/// stored member event (content from `member_content`), in member order. The caller's
+/// membership is visible afterwards in every case.
 pub fn direct_channel(
     conn: &mut Connection,
     world: &WorldId,
     members: &[UserId],
-) -> rusqlite::Result<Result<ChannelInfo, ChatRefusal>> {
+    caller: &UserId,
+    hide: bool,
+    member_content: fn(&UserRecord) -> Value,
+) -> rusqlite::Result<Result<DirectChannelOutcome, ChatRefusal>> {
     let key = member_key(members);
     if key.split(',').count() < 2 {
         return Ok(Err(ChatRefusal::TooFewMembers));
     }
     let tx = conn.transaction()?;
-    for id in members {
-        if users::find_by_id(&tx, world, id.as_str())?.is_none() {
-            return Ok(Err(ChatRefusal::UnknownUser));
+    let mut records = Vec::new();
+    for id in key.split(',') {
+        match users::find_by_id(&tx, world, id)? {
+            Some(user) => records.push(user),
+            None => return Ok(Err(ChatRefusal::UnknownUser)),
         }
     }
     let existing: Option<String> = tx
         .prepare_cached("SELECT id FROM channels WHERE world = ?1 AND member_key = ?2")?
         .query_row(params![world.as_str(), key], |r| r.get(0))
         .optional()?;
-    let id = match existing {
-        Some(id) => id,
+    let (id, created, caller_was_hidden) = match existing {
+        Some(id) => {
+            let unhidden = tx
+                .prepare_cached(
+                    "UPDATE channel_members SET hidden = 0
+                     WHERE channel_id = ?1 AND user_id = ?2 AND hidden = 1",
+                )?
+                .execute(params![id, caller.as_str()])?;
+            (id, false, unhidden > 0)
+        }
         None => {
             let id = new_uuid();
+            let at = now();
             tx.prepare_cached(
-                "INSERT INTO channels (id, world, member_key, created_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO channels (id, world, member_key, created_at, last_activity)
+                 VALUES (?1, ?2, ?3, ?4, ?4)",
             )?
-            .execute(params![id, world.as_str(), key, now()])?;
-            for member in key.split(',') {
-                tx.prepare_cached("INSERT INTO channel_members (channel_id, user_id) VALUES (?1, ?2)")?
-                    .execute(params![id, member])?;
+            .execute(params![id, world.as_str(), key, at])?;
+            for (event_id, member) in (1..).zip(&records) {
+                let hidden = hide && &member.id != caller;
+                tx.prepare_cached(
+                    "INSERT INTO channel_members (channel_id, user_id, hidden) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![id, member.id.as_str(), hidden])?;
+                insert_event(
+                    &tx,
+                    &ChatEvent {
+                        event_id,
+                        channel: ChannelId(id.clone()),
+                        sender: member.id.clone(),
+                        timestamp: at.clone(),
+                        event_type: MEMBER_EVENT.into(),
+                        content: json!({"membership": "join", "user": member_content(member)}),
+                    },
+                )?;
             }
-            id
+            (id, true, false)
         }
     };
-    let result = info(&tx, world, &id)?;
+    let info = info(&tx, world, &id)?;
     tx.commit()?;
-    Ok(Ok(result))
+    Ok(Ok(DirectChannelOutcome {
+        info,
+        created,
+        caller_was_hidden,
+    }))
 }
 
-/// Every channel `user` is a member of, oldest first.
-pub fn channels_of(conn: &Connection, world: &WorldId, user: &UserId) -> rusqlite::Result<Vec<ChannelInfo>> {
-    let ids: Vec<String> = conn
-        .prepare_cached(
-            "SELECT c.id FROM channels c JOIN channel_members m ON m.channel_id = c.id
-             WHERE m.user_id = ?1 AND c.world = ?2 ORDER BY c.created_at, c.id",
-        )?
-        .query_map(params![user.as_str(), world.as_str()], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    ids.iter().map(|id| info(conn, world, id)).collect()
+fn insert_event(conn: &Connection, event: &ChatEvent) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO chat_events (channel_id, event_id, sender, timestamp, event_type, content)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        event.channel.as_str(),
+        event.event_id,
+        event.sender.as_str(),
+        event.timestamp,
+        event.event_type,
+        event.content.to_string()
+    ])?;
+    Ok(())
 }
 
-fn check_member(
+pub(super) fn check_member(
     conn: &Connection,
     world: &WorldId,
     channel: &str,
@@ -169,7 +238,8 @@ fn check_member(
 }
 
 /// Stores an event from `sender`; a call message also creates the call with the channel's
-/// current members as its invite list, in the same transaction.
+/// current members as its invite list, in the same transaction. In that transaction too: hidden
+/// memberships become visible, and every other member gets a notification for the event.
 pub fn append(
     conn: &mut Connection,
     world: &WorldId,
@@ -202,20 +272,35 @@ pub fn append(
         event_type: event_type.to_string(),
         content,
     };
-    tx.prepare_cached(
-        "INSERT INTO chat_events (channel_id, event_id, sender, timestamp, event_type, content)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        channel,
-        event.event_id,
-        sender.as_str(),
-        event.timestamp,
-        event.event_type,
-        event.content.to_string()
-    ])?;
+    insert_event(&tx, &event)?;
+    tx.prepare_cached("UPDATE channels SET last_activity = ?1 WHERE id = ?2")?
+        .execute(params![event.timestamp, channel])?;
+    let unhidden = tx
+        .prepare_cached(
+            "UPDATE channel_members SET hidden = 0 WHERE channel_id = ?1 AND hidden = 1 RETURNING user_id",
+        )?
+        .query_map([channel], |r| Ok(UserId(r.get(0)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut recipients = Vec::new();
+    for member in members.iter().filter(|m| *m != sender) {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO notifications (user_id, channel_id, event_id) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![member.as_str(), channel, event.event_id])?;
+        let pointer: Option<i64> = tx
+            .prepare_cached("SELECT event_id FROM read_pointers WHERE user_id = ?1 AND channel_id = ?2")?
+            .query_row(params![member.as_str(), channel], |r| r.get(0))
+            .optional()?;
+        recipients.push((member.clone(), pointer));
+    }
     tx.commit()?;
-    Ok(Ok(Appended { event, members, call }))
+    Ok(Ok(Appended {
+        event,
+        members,
+        call,
+        unhidden,
+        recipients,
+    }))
 }
 
 fn create_call(

@@ -9,6 +9,7 @@
 //! of `users`, `chat` or `meetings`), and add it to the shared test suite (`suite.rs`).
 
 pub mod chat;
+pub mod conversations;
 pub mod meetings;
 pub mod schema;
 pub mod sqlite;
@@ -24,10 +25,13 @@ use serde_json::Value;
 
 use crate::ids::{CallId, ChannelId, ServerId, UserId, WorldId};
 
-pub use chat::{Appended, CallRecord, ChannelInfo, ChatEvent, ChatRefusal, NewContent};
+pub use chat::{
+    Appended, CallRecord, ChannelInfo, ChatEvent, ChatRefusal, DirectChannelOutcome, NewContent, MEMBER_EVENT,
+};
+pub use conversations::{ConversationList, PointerRule};
 pub use meetings::{MeetingRecord, MeetingSecrets};
 pub use sqlite::open;
-pub use users::{LoginKey, Moderation, StoredGrant, UserRecord};
+pub use users::{is_inactive, LoginKey, Moderation, Searchable, StoredGrant, UserRecord, INACTIVE_AFTER_MS};
 
 /// A failed database operation; the text is for logs (it holds no secrets).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -81,15 +85,19 @@ pub trait StoreBackend: Send + Sync + 'static {
     fn save_server_override(&self, server: ServerId, active: bool) -> StoreFuture<()>;
     /// At start: runtime enable/disable overrides.
     fn load_server_overrides(&self) -> StoreFuture<Vec<(ServerId, bool)>>;
-    /// `chat.direct.create`: the channel of exactly these members.
+    /// `chat.direct.create`: the channel of exactly these members (caller included), created
+    /// with one member event per member (content from `member_content`) and, when `hide`,
+    /// hidden memberships for the others; the caller's membership is visible afterwards.
     fn direct_channel(
         &self,
         world: WorldId,
         members: Vec<UserId>,
-    ) -> StoreFuture<Result<ChannelInfo, ChatRefusal>>;
-    /// After login: the user's channels for `chat.channels`.
-    fn channels_of(&self, world: WorldId, user: UserId) -> StoreFuture<Vec<ChannelInfo>>;
-    /// `chat.send`: store the event (and the call it starts).
+        caller: UserId,
+        hide: bool,
+        member_content: fn(&UserRecord) -> Value,
+    ) -> StoreFuture<Result<DirectChannelOutcome, ChatRefusal>>;
+    /// `chat.send`: store the event (and the call it starts); in the same transaction hidden
+    /// memberships become visible and every other member gets a notification.
     fn append_event(
         &self,
         world: WorldId,
@@ -109,6 +117,54 @@ pub trait StoreBackend: Send + Sync + 'static {
     ) -> StoreFuture<Result<Vec<ChatEvent>, ChatRefusal>>;
     /// `bbb.call_url`: the call and its invite list.
     fn get_call(&self, world: WorldId, call: CallId) -> StoreFuture<Option<CallRecord>>;
+    /// A successful authenticate: records its time, answers the conversation list (the
+    /// `limit` most recently active visible memberships, with POINTERS and COUNTS).
+    fn login_conversations(
+        &self,
+        world: WorldId,
+        user: UserId,
+        now_ms: i64,
+        limit: usize,
+    ) -> StoreFuture<ConversationList>;
+    /// The user's conversation list (`chat.channels` pushes).
+    fn conversation_list(&self, world: WorldId, user: UserId, limit: usize) -> StoreFuture<ConversationList>;
+    /// POINTERS and COUNTS of the conversation list, without the channels.
+    fn pointers_and_counts(
+        &self,
+        world: WorldId,
+        user: UserId,
+        limit: usize,
+    ) -> StoreFuture<ConversationList>;
+    /// `chat.subscribe`: the channel with every member, for members.
+    fn subscribe_channel(
+        &self,
+        world: WorldId,
+        channel: ChannelId,
+        user: UserId,
+    ) -> StoreFuture<Result<ChannelInfo, ChatRefusal>>;
+    /// `chat.unsubscribe`: whether the channel is a direct channel of the world.
+    fn channel_exists(&self, world: WorldId, channel: ChannelId) -> StoreFuture<bool>;
+    /// `chat.leave`: hides the member's membership.
+    fn hide_channel(
+        &self,
+        world: WorldId,
+        channel: ChannelId,
+        user: UserId,
+    ) -> StoreFuture<Result<(), ChatRefusal>>;
+    /// `chat.mark_read`, one transaction: the read pointer moves by `rule`, the notifications
+    /// up to `id` are deleted.
+    fn mark_read(
+        &self,
+        world: WorldId,
+        channel: ChannelId,
+        user: UserId,
+        id: i64,
+        rule: PointerRule,
+    ) -> StoreFuture<Result<(), ChatRefusal>>;
+    /// `user.fetch` with `ids`, `chat.fetch`'s `users`: the world's users among `ids`.
+    fn users_by_ids(&self, world: WorldId, ids: Vec<UserId>) -> StoreFuture<Vec<UserRecord>>;
+    /// `user.list.search`: the world's users who are not banned and have a display name.
+    fn searchable_users(&self, world: WorldId) -> StoreFuture<Vec<Searchable>>;
     /// The readiness probe: proves the database answers.
     fn ping(&self) -> StoreFuture<()>;
 }

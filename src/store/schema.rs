@@ -76,12 +76,37 @@ const MIGRATIONS: &[&str] = &[
         user_id  TEXT NOT NULL,
         PRIMARY KEY (call_id, user_id)
      );",
+    // 4: conversations as the venueless webapp sees them: hidden memberships, channel activity,
+    //    read pointers, notifications, and each user's last authenticate (the inactive rule)
+    "ALTER TABLE users ADD COLUMN last_login_ms INTEGER;
+     ALTER TABLE channel_members ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE channels ADD COLUMN last_activity TEXT NOT NULL DEFAULT '';
+     UPDATE channels SET last_activity = COALESCE(
+        (SELECT MAX(e.timestamp) FROM chat_events e WHERE e.channel_id = channels.id), created_at);
+     CREATE INDEX channels_by_activity ON channels(world, last_activity);
+     CREATE TABLE read_pointers (
+        user_id     TEXT NOT NULL,
+        channel_id  TEXT NOT NULL REFERENCES channels(id),
+        event_id    INTEGER NOT NULL,
+        PRIMARY KEY (user_id, channel_id)
+     );
+     CREATE TABLE notifications (
+        user_id     TEXT NOT NULL,
+        channel_id  TEXT NOT NULL REFERENCES channels(id),
+        event_id    INTEGER NOT NULL,
+        PRIMARY KEY (user_id, channel_id, event_id)
+     );",
 ];
 
 /// Brings the database to the newest schema, one transaction per migration.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// Applies the migrations up to `target` (tests start from an older schema with it).
+fn migrate_to(conn: &mut Connection, target: usize) -> rusqlite::Result<()> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))? as usize;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+    for (index, sql) in MIGRATIONS.iter().enumerate().take(target).skip(current) {
         let version = index + 1;
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
@@ -95,4 +120,47 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 /// The schema version this build expects.
 pub fn latest_version() -> usize {
     MIGRATIONS.len()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversations_migration_keeps_existing_channels_ordered_by_their_last_event() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, world, client_id, created_at) VALUES ('u1', 'w', 'x', 't');
+             INSERT INTO channels (id, world, member_key, created_at) VALUES ('c1', 'w', 'u1,u2', '2026-01-01');
+             INSERT INTO channels (id, world, member_key, created_at) VALUES ('c2', 'w', 'u1,u3', '2026-01-02');
+             INSERT INTO channel_members (channel_id, user_id) VALUES ('c1', 'u1');
+             INSERT INTO chat_events VALUES ('c1', 1, 'u1', '2026-02-01', 'channel.message', '{}');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let activity: Vec<(String, String)> = conn
+            .prepare("SELECT id, last_activity FROM channels ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            activity,
+            [
+                ("c1".into(), "2026-02-01".into()),
+                ("c2".into(), "2026-01-02".into())
+            ]
+        );
+        let (hidden, last_login): (i64, Option<i64>) = conn
+            .query_row(
+                "SELECT m.hidden, u.last_login_ms FROM channel_members m JOIN users u ON u.id = m.user_id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((hidden, last_login), (0, None), "memberships stay visible");
+    }
 }

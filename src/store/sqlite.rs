@@ -9,9 +9,9 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::{
-    chat, meetings, schema, users, Appended, CallRecord, ChannelInfo, ChatEvent, ChatRefusal, LoginKey,
-    MeetingRecord, Moderation, NewContent, StoreBackend, StoreError, StoreFuture, StoreResult, StoredGrant,
-    UserRecord,
+    chat, conversations, meetings, schema, users, Appended, CallRecord, ChannelInfo, ChatEvent, ChatRefusal,
+    ConversationList, DirectChannelOutcome, LoginKey, MeetingRecord, Moderation, NewContent, PointerRule,
+    Searchable, StoreBackend, StoreError, StoreFuture, StoreResult, StoredGrant, UserRecord,
 };
 use crate::ids::{CallId, ChannelId, ServerId, UserId, WorldId};
 
@@ -131,12 +131,11 @@ impl StoreBackend for SqliteStore {
         &self,
         world: WorldId,
         members: Vec<UserId>,
-    ) -> StoreFuture<Result<ChannelInfo, ChatRefusal>> {
-        self.run(move |c| chat::direct_channel(c, &world, &members))
-    }
-
-    fn channels_of(&self, world: WorldId, user: UserId) -> StoreFuture<Vec<ChannelInfo>> {
-        self.run(move |c| chat::channels_of(c, &world, &user))
+        caller: UserId,
+        hide: bool,
+        member_content: fn(&UserRecord) -> Value,
+    ) -> StoreFuture<Result<DirectChannelOutcome, ChatRefusal>> {
+        self.run(move |c| chat::direct_channel(c, &world, &members, &caller, hide, member_content))
     }
 
     fn append_event(
@@ -163,6 +162,70 @@ impl StoreBackend for SqliteStore {
 
     fn get_call(&self, world: WorldId, call: CallId) -> StoreFuture<Option<CallRecord>> {
         self.run(move |c| chat::call(c, &world, call.as_str()))
+    }
+
+    fn login_conversations(
+        &self,
+        world: WorldId,
+        user: UserId,
+        now_ms: i64,
+        limit: usize,
+    ) -> StoreFuture<ConversationList> {
+        self.run(move |c| conversations::login(c, &world, &user, now_ms, limit))
+    }
+
+    fn conversation_list(&self, world: WorldId, user: UserId, limit: usize) -> StoreFuture<ConversationList> {
+        self.run(move |c| conversations::list(c, &world, &user, limit))
+    }
+
+    fn pointers_and_counts(
+        &self,
+        world: WorldId,
+        user: UserId,
+        limit: usize,
+    ) -> StoreFuture<ConversationList> {
+        self.run(move |c| conversations::pointers_and_counts_of(c, &world, &user, limit))
+    }
+
+    fn subscribe_channel(
+        &self,
+        world: WorldId,
+        channel: ChannelId,
+        user: UserId,
+    ) -> StoreFuture<Result<ChannelInfo, ChatRefusal>> {
+        self.run(move |c| conversations::subscribe(c, &world, channel.as_str(), &user))
+    }
+
+    fn channel_exists(&self, world: WorldId, channel: ChannelId) -> StoreFuture<bool> {
+        self.run(move |c| conversations::exists(c, &world, channel.as_str()))
+    }
+
+    fn hide_channel(
+        &self,
+        world: WorldId,
+        channel: ChannelId,
+        user: UserId,
+    ) -> StoreFuture<Result<(), ChatRefusal>> {
+        self.run(move |c| conversations::hide(c, &world, channel.as_str(), &user))
+    }
+
+    fn mark_read(
+        &self,
+        world: WorldId,
+        channel: ChannelId,
+        user: UserId,
+        id: i64,
+        rule: PointerRule,
+    ) -> StoreFuture<Result<(), ChatRefusal>> {
+        self.run(move |c| conversations::mark_read(c, &world, channel.as_str(), &user, id, rule))
+    }
+
+    fn users_by_ids(&self, world: WorldId, ids: Vec<UserId>) -> StoreFuture<Vec<UserRecord>> {
+        self.run(move |c| conversations::users_by_ids(c, &world, &ids))
+    }
+
+    fn searchable_users(&self, world: WorldId) -> StoreFuture<Vec<Searchable>> {
+        self.run(move |c| users::searchable(c, &world))
     }
 
     fn ping(&self) -> StoreFuture<()> {

@@ -53,9 +53,11 @@ pub struct UserRecord {
     pub traits: Vec<String>,
     pub profile: Value,
     pub moderation: Moderation,
+    /// When the user last authenticated (Unix ms); `None` before the first recorded login.
+    pub last_login_ms: Option<i64>,
 }
 
-const COLUMNS: &str = "id, world, token_uid, traits, profile, moderation";
+const COLUMNS: &str = "id, world, token_uid, traits, profile, moderation, last_login_ms";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     let traits: String = row.get(3)?;
@@ -68,6 +70,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
         traits: serde_json::from_str(&traits).unwrap_or_default(),
         profile: serde_json::from_str(&profile).unwrap_or_else(|_| Value::Object(Default::default())),
         moderation: Moderation::parse(&moderation).unwrap_or_default(),
+        last_login_ms: row.get(6)?,
     })
 }
 
@@ -148,6 +151,7 @@ pub fn login(
                 traits,
                 profile,
                 moderation: Moderation::None,
+                last_login_ms: None,
             })
         }
         None => None,
@@ -184,6 +188,68 @@ pub fn set_moderation(
         return Ok(None);
     }
     find_by_id(conn, world, id)
+}
+
+/// A user whose last authenticate is older than this is `inactive` (venueless rule, SPEC 4.6.1).
+pub const INACTIVE_AFTER_MS: i64 = 36 * 60 * 60 * 1000;
+
+/// Whether a user who last authenticated at `last_login_ms` counts as inactive at `now_ms`
+/// (no recorded login: inactive, as venueless does).
+pub fn is_inactive(last_login_ms: Option<i64>, now_ms: i64) -> bool {
+    match last_login_ms {
+        Some(at) => at < now_ms.saturating_sub(INACTIVE_AFTER_MS),
+        None => true,
+    }
+}
+
+/// Records a successful authenticate at `now_ms` (the inactive rule reads it).
+pub fn record_login(conn: &Connection, id: &UserId, now_ms: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE users SET last_login_ms = ?1 WHERE id = ?2")?
+        .execute(params![now_ms, id.as_str()])?;
+    Ok(())
+}
+
+/// A person `user.list.search` may list: only what a search shows, so a search never parses
+/// whole profiles.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Searchable {
+    pub id: UserId,
+    /// Non-empty.
+    pub display_name: String,
+    /// The profile's `avatar` when it has that key.
+    pub avatar: Option<Value>,
+    pub last_login_ms: Option<i64>,
+}
+
+/// Every user of `world` who is not banned and has a non-empty display name.
+pub fn searchable(conn: &Connection, world: &WorldId) -> rusqlite::Result<Vec<Searchable>> {
+    conn.prepare_cached(
+        "SELECT id, json_extract(profile, '$.display_name'), json_type(profile, '$.avatar'),
+                json_extract(profile, '$.avatar'), last_login_ms
+         FROM users
+         WHERE world = ?1 AND moderation != 'banned' AND json_valid(profile)
+           AND json_type(profile, '$.display_name') = 'text'
+           AND json_extract(profile, '$.display_name') != ''",
+    )?
+    .query_map(params![world.as_str()], |row| {
+        let avatar_type: Option<String> = row.get(2)?;
+        let avatar = match avatar_type.as_deref() {
+            None => None,
+            Some("null") => Some(Value::Null),
+            Some("text") => Some(Value::String(row.get(3)?)),
+            Some(_) => {
+                let text: String = row.get(3)?;
+                Some(serde_json::from_str(&text).unwrap_or(Value::Null))
+            }
+        };
+        Ok(Searchable {
+            id: UserId(row.get(0)?),
+            display_name: row.get(1)?,
+            avatar,
+            last_login_ms: row.get(4)?,
+        })
+    })?
+    .collect()
 }
 
 /// Every user whose moderation state is not `none`.

@@ -47,23 +47,49 @@ async fn page_joins_a_room_and_a_private_call_in_two_browsers() {
         "{joined}"
     );
 
-    // Bob, in a second browser, signs in; Alice starts a chat and a call with him.
+    // Bob, in a second browser, signs in; Alice finds him by name and starts a chat and a call.
     let bob = driver.browser(1200, 900).await;
     bob.goto(&page).await.unwrap();
     sign_in(&bob, "browser-bob").await;
     set_name(&bob, "Bob Browser").await;
-    let bob_id = user_id(&bob).await;
-    fill(&alice, "#dm-user", &bob_id).await;
-    click(&alice, "#dm-create").await;
+    user_id(&bob).await;
+    fill(&alice, "#dm-user", "bob br").await;
+    wait_text(&alice, "#dm-results", "Bob Browser").await;
+    click(&alice, "#dm-results [data-user]").await;
     wait_text(&alice, "#channel-title", "Bob Browser").await;
+    wait_text(&alice, "#presence", "online: Bob Browser").await;
+    // The new conversation is hidden from Bob until something is said in it.
+    assert!(
+        !find(&bob, "#channels")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("Alice"),
+        "a new conversation stays hidden from the invitee"
+    );
     click(&alice, "#start-call").await;
 
-    // Bob sees the call arrive live and joins it; so does Alice. Both moderate a private call.
-    wait_text(&bob, "#chat-events", "started a video call").await;
-    click(&bob, "[data-call]").await;
+    // Bob is told live, without a reload: the conversation appears with a badge and the call
+    // invitation with a Join button (chat.channels, chat.unread_pointers, chat.notification).
+    wait_text(&bob, "#incoming", "Alice Browser invited you to a video call").await;
+    wait_text(&bob, "#channels", "Alice Browser").await;
+    wait_text(&bob, "#channels .unread", "1").await;
+    click(&bob, "#incoming [data-call]").await;
     let bob_joined = meeting_page(&bob, "MODERATOR").await;
     assert_eq!(bob_joined["name"], "Bob Browser");
-    click(&alice, "[data-call]").await;
+    // Opening the conversation shows the call with its Join button and clears the badge.
+    click(&bob, "#channels [data-open]").await;
+    wait_text(&bob, "#chat-events", "Alice Browser invited you to a video call").await;
+    find(&bob, "#chat-events [data-call]").await;
+    poll("Bob's badge to go away", || async {
+        bob.find(Locator::Css("#channels .unread"))
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    click(&alice, "#chat-events [data-call]").await;
     let alice_joined = meeting_page(&alice, "MODERATOR").await;
     assert_eq!(alice_joined["name"], "Alice Browser");
     assert_eq!(

@@ -76,7 +76,9 @@ async fn the_same_member_set_gets_the_same_channel() {
         vec!["id", "members", "next_event_id", "state", "unread_pointer"]
     );
     assert_eq!(channel["state"], Value::Null);
-    assert_eq!(channel["next_event_id"], 1);
+    // Two member events, one per member (SPEC 4.6.2); U counts no member event.
+    assert_eq!(channel["next_event_id"], 3);
+    assert_eq!(channel["unread_pointer"], 0);
     let mut member_ids: Vec<&str> = channel["members"]
         .as_array()
         .unwrap()
@@ -136,7 +138,7 @@ async fn messages_are_pushed_to_every_socket_of_every_member() {
 
     let r = send_text(&mut a, &channel, "hello").await;
     let event = ok(&r)["event"].clone();
-    assert_eq!(event["event_id"], 1);
+    assert_eq!(event["event_id"], 3, "after the two member events");
     assert_eq!(event["channel"], channel);
     assert_eq!(event["sender"], a.id);
     assert_eq!(event["event_type"], "channel.message");
@@ -158,7 +160,7 @@ async fn messages_are_pushed_to_every_socket_of_every_member() {
     }
     outsider.ws.expect_silence(Duration::from_millis(200)).await;
     let r = send_text(&mut b, &channel, "hi back").await;
-    assert_eq!(ok(&r)["event"]["event_id"], 2);
+    assert_eq!(ok(&r)["event"]["event_id"], 4);
 }
 
 #[actix_web::test]
@@ -287,20 +289,21 @@ async fn fetch_pages_oldest_first() {
     let r =
         a.ws.request("chat.fetch", json!({"channel": channel, "count": 2}))
             .await;
-    assert_eq!(ids(&r), vec![4, 5]);
+    assert_eq!(ids(&r), vec![6, 7]);
     let r =
         a.ws.request(
             "chat.fetch",
-            json!({"channel": channel, "count": 2, "before_id": 4}),
+            json!({"channel": channel, "count": 2, "before_id": 6}),
         )
         .await;
-    assert_eq!(ids(&r), vec![2, 3]);
+    assert_eq!(ids(&r), vec![4, 5]);
     let r =
         a.ws.request("chat.fetch", json!({"channel": channel, "count": 100}))
             .await;
-    assert_eq!(ids(&r), vec![1, 2, 3, 4, 5]);
+    assert_eq!(ids(&r), vec![1, 2, 3, 4, 5, 6, 7], "member events 1 and 2 first");
     let r = a.ws.request("chat.direct.create", json!({"users": [b.id]})).await;
-    assert_eq!(ok(&r)["next_event_id"], 6);
+    assert_eq!(ok(&r)["next_event_id"], 8);
+    assert_eq!(ok(&r)["unread_pointer"], 7);
 }
 
 #[actix_web::test]
@@ -334,10 +337,10 @@ async fn channels_calls_and_invites_survive_a_restart() {
         .request("chat.fetch", json!({"channel": channel, "count": 10}))
         .await;
     let events = ok(&r)["results"].as_array().unwrap().clone();
-    assert_eq!(events.len(), 2);
-    assert_eq!(events[0]["content"]["body"], "before the restart");
+    assert_eq!(events.len(), 4, "two member events, the message, the call");
+    assert_eq!(events[2]["content"]["body"], "before the restart");
     assert_eq!(
-        events[1]["content"],
+        events[3]["content"],
         json!({"type": "call", "body": {"id": call, "type": "bbb"}})
     );
 

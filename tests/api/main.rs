@@ -5,6 +5,7 @@ mod auth;
 mod bbb;
 mod browser;
 mod chat;
+mod conversations;
 mod helpers;
 mod loadgen;
 mod protocol;

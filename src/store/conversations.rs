@@ -1,0 +1,346 @@
+//! The per-user side of direct conversations: which memberships are visible, read pointers,
+//! notifications, the conversation list of `authenticated`/`chat.channels`, and lookups of
+//! users by id and by name for `user.fetch`/`user.list.search`.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::chat::{channel_world, check_member, info, ChannelInfo, ChatRefusal};
+use super::users::{self, UserRecord};
+use crate::ids::{ChannelId, UserId, WorldId};
+
+/// A user's conversation list with the pointers and counts over exactly the listed channels.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConversationList {
+    /// Visible memberships, most recently active first.
+    pub channels: Vec<ChannelInfo>,
+    /// POINTERS: channel → read pointer (channels with a stored pointer only).
+    pub pointers: BTreeMap<ChannelId, i64>,
+    /// COUNTS: channel → number of notifications (only counts ≥ 1).
+    pub counts: BTreeMap<ChannelId, i64>,
+}
+
+/// The `limit` most recently active channels in which `user` has a visible membership.
+pub fn list(
+    conn: &Connection,
+    world: &WorldId,
+    user: &UserId,
+    limit: usize,
+) -> rusqlite::Result<ConversationList> {
+    let ids = listed_ids(conn, world, user, limit)?;
+    let mut out = pointers_and_counts(conn, user, &ids)?;
+    for id in &ids {
+        out.channels.push(info(conn, world, id)?);
+    }
+    Ok(out)
+}
+
+/// POINTERS and COUNTS over the same channels as [`list`], without the channels themselves
+/// (what `chat.mark_read` pushes; cheaper than the whole list).
+pub fn pointers_and_counts_of(
+    conn: &Connection,
+    world: &WorldId,
+    user: &UserId,
+    limit: usize,
+) -> rusqlite::Result<ConversationList> {
+    let ids = listed_ids(conn, world, user, limit)?;
+    pointers_and_counts(conn, user, &ids)
+}
+
+fn listed_ids(
+    conn: &Connection,
+    world: &WorldId,
+    user: &UserId,
+    limit: usize,
+) -> rusqlite::Result<Vec<String>> {
+    conn.prepare_cached(
+        "SELECT c.id FROM channels c JOIN channel_members m ON m.channel_id = c.id
+             WHERE m.user_id = ?1 AND c.world = ?2 AND m.hidden = 0
+             ORDER BY c.last_activity DESC, c.id LIMIT ?3",
+    )?
+    .query_map(params![user.as_str(), world.as_str(), limit as i64], |r| r.get(0))?
+    .collect()
+}
+
+fn pointers_and_counts(
+    conn: &Connection,
+    user: &UserId,
+    ids: &[String],
+) -> rusqlite::Result<ConversationList> {
+    let mut out = ConversationList::default();
+    let listed = |c: &String| ids.contains(c);
+    let mut stmt =
+        conn.prepare_cached("SELECT channel_id, event_id FROM read_pointers WHERE user_id = ?1")?;
+    for row in stmt.query_map([user.as_str()], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })? {
+        let (channel, pointer) = row?;
+        if listed(&channel) {
+            out.pointers.insert(ChannelId(channel), pointer);
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT channel_id, COUNT(*) FROM notifications WHERE user_id = ?1 GROUP BY channel_id",
+    )?;
+    for row in stmt.query_map([user.as_str()], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })? {
+        let (channel, count) = row?;
+        if count > 0 && listed(&channel) {
+            out.counts.insert(ChannelId(channel), count);
+        }
+    }
+    Ok(out)
+}
+
+/// Records a successful authenticate and returns the user's conversation list.
+pub fn login(
+    conn: &Connection,
+    world: &WorldId,
+    user: &UserId,
+    now_ms: i64,
+    limit: usize,
+) -> rusqlite::Result<ConversationList> {
+    users::record_login(conn, user, now_ms)?;
+    list(conn, world, user, limit)
+}
+
+/// `chat.subscribe`: the channel with every member, for members only.
+pub fn subscribe(
+    conn: &Connection,
+    world: &WorldId,
+    channel: &str,
+    user: &UserId,
+) -> rusqlite::Result<Result<ChannelInfo, ChatRefusal>> {
+    if let Err(refusal) = check_member(conn, world, channel, user)? {
+        return Ok(Err(refusal));
+    }
+    Ok(Ok(info(conn, world, channel)?))
+}
+
+/// Whether `channel` is a direct channel of `world`.
+pub fn exists(conn: &Connection, world: &WorldId, channel: &str) -> rusqlite::Result<bool> {
+    Ok(channel_world(conn, channel)?.as_deref() == Some(world.as_str()))
+}
+
+/// `chat.leave`: the member's membership becomes hidden (history, invites stay).
+pub fn hide(
+    conn: &Connection,
+    world: &WorldId,
+    channel: &str,
+    user: &UserId,
+) -> rusqlite::Result<Result<(), ChatRefusal>> {
+    if let Err(refusal) = check_member(conn, world, channel, user)? {
+        return Ok(Err(refusal));
+    }
+    conn.prepare_cached("UPDATE channel_members SET hidden = 1 WHERE channel_id = ?1 AND user_id = ?2")?
+        .execute(params![channel, user.as_str()])?;
+    Ok(Ok(()))
+}
+
+/// The rule for a new read pointer: (old pointer, requested id, highest event id) → pointer.
+pub type PointerRule = fn(Option<i64>, i64, i64) -> i64;
+
+/// `chat.mark_read`, in one transaction: the read pointer becomes
+/// `rule(old, requested, highest event id)`, notifications up to `requested` are deleted.
+pub fn mark_read(
+    conn: &mut Connection,
+    world: &WorldId,
+    channel: &str,
+    user: &UserId,
+    requested: i64,
+    rule: PointerRule,
+) -> rusqlite::Result<Result<(), ChatRefusal>> {
+    let tx = conn.transaction()?;
+    if let Err(refusal) = check_member(&tx, world, channel, user)? {
+        return Ok(Err(refusal));
+    }
+    let highest: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(event_id), 0) FROM chat_events WHERE channel_id = ?1")?
+        .query_row([channel], |r| r.get(0))?;
+    let old: Option<i64> = tx
+        .prepare_cached("SELECT event_id FROM read_pointers WHERE user_id = ?1 AND channel_id = ?2")?
+        .query_row(params![user.as_str(), channel], |r| r.get(0))
+        .optional()?;
+    let pointer = rule(old, requested, highest);
+    tx.prepare_cached(
+        "INSERT INTO read_pointers (user_id, channel_id, event_id) VALUES (?1, ?2, ?3)
+         ON CONFLICT (user_id, channel_id) DO UPDATE SET event_id = excluded.event_id",
+    )?
+    .execute(params![user.as_str(), channel, pointer])?;
+    tx.prepare_cached("DELETE FROM notifications WHERE user_id = ?1 AND channel_id = ?2 AND event_id <= ?3")?
+        .execute(params![user.as_str(), channel, requested])?;
+    tx.commit()?;
+    Ok(Ok(()))
+}
+
+/// The users of `world` among `ids` (unknown ids left out), in the order asked.
+pub fn users_by_ids(conn: &Connection, world: &WorldId, ids: &[UserId]) -> rusqlite::Result<Vec<UserRecord>> {
+    let mut found = Vec::new();
+    for id in ids {
+        if let Some(user) = users::find_by_id(conn, world, id.as_str())? {
+            found.push(user);
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::store::chat::{append, direct_channel, NewContent, MEMBER_EVENT};
+    use crate::store::users::{login, LoginKey};
+    use serde_json::json;
+
+    fn setup() -> (tempfile::TempDir, Connection, WorldId, Vec<UserId>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = crate::store::open(&dir.path().join("t.sqlite3")).unwrap();
+        let w = WorldId::new("w");
+        let users = ["a", "b", "c"]
+            .iter()
+            .map(|k| {
+                login(&mut conn, &w, &LoginKey::Client((*k).into()), None, None, true)
+                    .unwrap()
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        (dir, conn, w, users)
+    }
+
+    fn content(u: &UserRecord) -> serde_json::Value {
+        json!({ "id": u.id })
+    }
+
+    fn max_rule(old: Option<i64>, requested: i64, highest: i64) -> i64 {
+        old.unwrap_or(0).max(requested.min(highest))
+    }
+
+    #[test]
+    fn a_new_channel_has_member_events_and_hides_it_from_the_others_until_a_message() {
+        let (_d, mut conn, w, u) = setup();
+        let (a, b) = (&u[0], &u[1]);
+        let made = direct_channel(&mut conn, &w, &[b.clone(), a.clone()], a, true, content)
+            .unwrap()
+            .unwrap();
+        assert!(made.created);
+        let c = made.info.id.as_str().to_string();
+        assert_eq!((made.info.next_event_id, made.info.unread_pointer), (3, 0));
+        let events = crate::store::chat::fetch(&conn, &w, &c, a, 10, None)
+            .unwrap()
+            .unwrap();
+        assert!(events.iter().all(|e| e.event_type == MEMBER_EVENT));
+        let senders: Vec<&UserId> = events.iter().map(|e| &e.sender).collect();
+        let members: Vec<&UserId> = made.info.members.iter().map(|m| &m.id).collect();
+        assert_eq!(senders, members, "one member event per member, in member order");
+        assert_eq!(list(&conn, &w, a, 100).unwrap().channels.len(), 1);
+        assert!(list(&conn, &w, b, 100).unwrap().channels.is_empty());
+
+        let appended = append(
+            &mut conn,
+            &w,
+            &c,
+            a,
+            "channel.message",
+            NewContent::Message(json!({})),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(appended.unhidden, vec![b.clone()]);
+        assert_eq!(appended.recipients, vec![(b.clone(), None)]);
+        let seen = list(&conn, &w, b, 100).unwrap();
+        assert_eq!(seen.channels[0].unread_pointer, 3);
+        assert_eq!(seen.counts.get(&made.info.id), Some(&1));
+    }
+
+    #[test]
+    fn mark_read_moves_by_the_rule_and_deletes_notifications_up_to_the_id() {
+        let (_d, mut conn, w, u) = setup();
+        let (a, b, c) = (&u[0], &u[1], &u[2]);
+        let ch = direct_channel(&mut conn, &w, &[b.clone(), a.clone()], a, false, content)
+            .unwrap()
+            .unwrap()
+            .info
+            .id;
+        for _ in 0..3 {
+            append(
+                &mut conn,
+                &w,
+                ch.as_str(),
+                a,
+                "channel.message",
+                NewContent::Message(json!({})),
+            )
+            .unwrap()
+            .unwrap(); // events 3, 4, 5
+        }
+        mark_read(&mut conn, &w, ch.as_str(), b, 4, max_rule)
+            .unwrap()
+            .unwrap();
+        let l = pointers_and_counts_of(&conn, &w, b, 100).unwrap();
+        assert_eq!((l.pointers.get(&ch), l.counts.get(&ch)), (Some(&4), Some(&1)));
+        mark_read(&mut conn, &w, ch.as_str(), b, 99, max_rule)
+            .unwrap()
+            .unwrap();
+        let l = pointers_and_counts_of(&conn, &w, b, 100).unwrap();
+        assert_eq!((l.pointers.get(&ch), l.counts.get(&ch)), (Some(&5), None));
+        assert_eq!(
+            mark_read(&mut conn, &w, ch.as_str(), c, 1, max_rule).unwrap(),
+            Err(ChatRefusal::NotMember)
+        );
+        assert_eq!(
+            mark_read(&mut conn, &w, "nope", b, 1, max_rule).unwrap(),
+            Err(ChatRefusal::UnknownChannel)
+        );
+    }
+
+    #[test]
+    fn the_list_holds_the_most_recently_active_visible_channels() {
+        let (_d, mut conn, w, u) = setup();
+        let (a, b, c) = (&u[0], &u[1], &u[2]);
+        let ab = direct_channel(&mut conn, &w, &[b.clone(), a.clone()], a, false, content)
+            .unwrap()
+            .unwrap()
+            .info
+            .id;
+        let ac = direct_channel(&mut conn, &w, &[c.clone(), a.clone()], a, false, content)
+            .unwrap()
+            .unwrap()
+            .info
+            .id;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        append(
+            &mut conn,
+            &w,
+            ab.as_str(),
+            b,
+            "channel.message",
+            NewContent::Message(json!({})),
+        )
+        .unwrap()
+        .unwrap();
+        let ids: Vec<ChannelId> = list(&conn, &w, a, 100)
+            .unwrap()
+            .channels
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(ids, vec![ab.clone(), ac.clone()]);
+        assert_eq!(list(&conn, &w, a, 1).unwrap().channels.len(), 1);
+        hide(&conn, &w, ab.as_str(), a).unwrap().unwrap();
+        let ids: Vec<ChannelId> = list(&conn, &w, a, 100)
+            .unwrap()
+            .channels
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(ids, vec![ac]);
+        let again = direct_channel(&mut conn, &w, &[b.clone(), a.clone()], a, true, content)
+            .unwrap()
+            .unwrap();
+        assert!(!again.created && again.caller_was_hidden);
+        assert_eq!(list(&conn, &w, a, 100).unwrap().channels.len(), 2);
+    }
+}
