@@ -27,6 +27,10 @@ macro_rules! all_cases {
             moderation_round_trips,
             meetings_and_overrides_round_trip,
             ping_answers,
+            new_channels_have_member_events_and_stay_hidden_from_the_others_until_a_message,
+            mark_read_moves_by_the_rule_and_deletes_notifications_up_to_the_id,
+            the_list_holds_the_most_recently_active_visible_channels,
+            search_candidates_login_times_and_lookups,
         );
     };
 }
@@ -167,4 +171,202 @@ fn sqlite_migrations_reach_the_latest_version_and_are_idempotent() {
     let conn = open(&path).unwrap();
     let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(v as usize, schema::latest_version());
+}
+
+// ---- conversations (SPEC 4.6) ----------------------------------------------------------------
+
+async fn three_users(store: &Store) -> (WorldId, UserId, UserId, UserId) {
+    let w = WorldId::new("w");
+    let mut ids = Vec::new();
+    for (key, name) in [("a", "Ann"), ("b", "Ben"), ("c", "")] {
+        let profile = serde_json::json!({ "display_name": name });
+        let user = store
+            .login_user(w.clone(), LoginKey::Client(key.into()), None, Some(profile), true)
+            .await
+            .unwrap()
+            .unwrap();
+        ids.push(user.id);
+    }
+    let c = ids.pop().unwrap();
+    let b = ids.pop().unwrap();
+    let a = ids.pop().unwrap();
+    (w, a, b, c)
+}
+
+fn member_content(u: &UserRecord) -> Value {
+    serde_json::json!({ "id": u.id })
+}
+
+fn max_rule(old: Option<i64>, requested: i64, highest: i64) -> i64 {
+    old.unwrap_or(0).max(requested.min(highest))
+}
+
+async fn channel(
+    store: &Store,
+    w: &WorldId,
+    caller: &UserId,
+    other: &UserId,
+    hide: bool,
+) -> DirectChannelOutcome {
+    store
+        .direct_channel(
+            w.clone(),
+            vec![other.clone(), caller.clone()],
+            caller.clone(),
+            hide,
+            member_content,
+        )
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn message(store: &Store, w: &WorldId, channel: &ChannelId, from: &UserId) -> Appended {
+    store
+        .append_event(
+            w.clone(),
+            channel.clone(),
+            from.clone(),
+            "channel.message".into(),
+            NewContent::Message(serde_json::json!({"type": "text", "body": "x"})),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn listed(store: &Store, w: &WorldId, user: &UserId, limit: usize) -> Vec<ChannelId> {
+    store
+        .conversation_list(w.clone(), user.clone(), limit)
+        .await
+        .unwrap()
+        .channels
+        .into_iter()
+        .map(|c| c.id)
+        .collect()
+}
+
+async fn new_channels_have_member_events_and_stay_hidden_from_the_others_until_a_message(store: Store) {
+    let (w, a, b, _) = three_users(&store).await;
+    let made = channel(&store, &w, &a, &b, true).await;
+    assert!(made.created);
+    let c = made.info.id.clone();
+    assert_eq!((made.info.next_event_id, made.info.unread_pointer), (3, 0));
+    let events = store
+        .fetch_events(w.clone(), c.clone(), a.clone(), 10, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(events.iter().all(|e| e.event_type == MEMBER_EVENT));
+    let senders: Vec<&UserId> = events.iter().map(|e| &e.sender).collect();
+    let members: Vec<&UserId> = made.info.members.iter().map(|m| &m.id).collect();
+    assert_eq!(senders, members, "one member event per member, in member order");
+    assert_eq!(listed(&store, &w, &a, 100).await, vec![c.clone()]);
+    assert!(listed(&store, &w, &b, 100).await.is_empty());
+
+    let appended = message(&store, &w, &c, &a).await;
+    assert_eq!(appended.unhidden, vec![b.clone()]);
+    assert_eq!(appended.recipients, vec![(b.clone(), None)]);
+    let seen = store.conversation_list(w.clone(), b.clone(), 100).await.unwrap();
+    assert_eq!(seen.channels[0].unread_pointer, 3);
+    assert_eq!(seen.counts.get(&c), Some(&1));
+}
+
+async fn mark_read_moves_by_the_rule_and_deletes_notifications_up_to_the_id(store: Store) {
+    let (w, a, b, c) = three_users(&store).await;
+    let ch = channel(&store, &w, &a, &b, false).await.info.id;
+    for _ in 0..3 {
+        message(&store, &w, &ch, &a).await; // events 3, 4, 5
+    }
+    let mark = |user: &UserId, channel: &ChannelId, id: i64| {
+        store.mark_read(w.clone(), channel.clone(), user.clone(), id, max_rule)
+    };
+    mark(&b, &ch, 4).await.unwrap().unwrap();
+    let l = store
+        .pointers_and_counts(w.clone(), b.clone(), 100)
+        .await
+        .unwrap();
+    assert!(l.channels.is_empty());
+    assert_eq!((l.pointers.get(&ch), l.counts.get(&ch)), (Some(&4), Some(&1)));
+    mark(&b, &ch, 99).await.unwrap().unwrap();
+    let l = store
+        .pointers_and_counts(w.clone(), b.clone(), 100)
+        .await
+        .unwrap();
+    assert_eq!((l.pointers.get(&ch), l.counts.get(&ch)), (Some(&5), None));
+    assert_eq!(mark(&c, &ch, 1).await.unwrap(), Err(ChatRefusal::NotMember));
+    assert_eq!(
+        mark(&b, &ChannelId::new("nope"), 1).await.unwrap(),
+        Err(ChatRefusal::UnknownChannel)
+    );
+}
+
+async fn the_list_holds_the_most_recently_active_visible_channels(store: Store) {
+    let (w, a, b, c) = three_users(&store).await;
+    let ab = channel(&store, &w, &a, &b, false).await.info.id;
+    let ac = channel(&store, &w, &a, &c, false).await.info.id;
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    message(&store, &w, &ab, &b).await;
+    assert_eq!(listed(&store, &w, &a, 100).await, vec![ab.clone(), ac.clone()]);
+    assert_eq!(listed(&store, &w, &a, 1).await, vec![ab.clone()]);
+    store
+        .hide_channel(w.clone(), ab.clone(), a.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(listed(&store, &w, &a, 100).await, vec![ac.clone()]);
+    let again = channel(&store, &w, &a, &b, true).await;
+    assert!(!again.created && again.caller_was_hidden);
+    assert_eq!(listed(&store, &w, &a, 100).await.len(), 2);
+    assert_eq!(
+        store
+            .hide_channel(w.clone(), ab.clone(), UserId::new("stranger"))
+            .await
+            .unwrap(),
+        Err(ChatRefusal::NotMember)
+    );
+}
+
+async fn search_candidates_login_times_and_lookups(store: Store) {
+    let (w, a, b, c) = three_users(&store).await;
+    store
+        .set_moderation(w.clone(), b.to_string(), Moderation::Banned)
+        .await
+        .unwrap();
+    let names: Vec<String> = store
+        .searchable_users(w.clone())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.display_name)
+        .collect();
+    assert_eq!(names, ["Ann"], "banned and nameless users are not searchable");
+    store
+        .login_conversations(w.clone(), a.clone(), 1234, 100)
+        .await
+        .unwrap();
+    let ann = store.get_user(w.clone(), a.clone()).await.unwrap().unwrap();
+    assert_eq!(ann.last_login_ms, Some(1234));
+    let found = store
+        .users_by_ids(w.clone(), vec![c.clone(), UserId::new("nobody"), a.clone()])
+        .await
+        .unwrap();
+    let ids: Vec<UserId> = found.into_iter().map(|u| u.id).collect();
+    assert_eq!(ids, vec![c.clone(), a.clone()]);
+    let ch = channel(&store, &w, &a, &c, true).await.info.id;
+    assert!(store.channel_exists(w.clone(), ch.clone()).await.unwrap());
+    assert!(!store
+        .channel_exists(WorldId::new("other"), ch.clone())
+        .await
+        .unwrap());
+    let sub = store
+        .subscribe_channel(w.clone(), ch.clone(), c.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sub.members.len(), 2, "hidden members are members");
+    assert_eq!(
+        store.subscribe_channel(w, ch, b).await.unwrap(),
+        Err(ChatRefusal::NotMember)
+    );
 }
