@@ -3,6 +3,8 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::dev::{Server, ServerHandle};
@@ -30,6 +32,7 @@ pub struct Application {
     server: Server,
     port: u16,
     services: Services,
+    grace: Duration,
 }
 
 impl Application {
@@ -85,6 +88,7 @@ impl Application {
                 settings.public_url(),
             ))
         });
+        let grace = Duration::from_millis(settings.server.shutdown_grace_ms);
         let config = ConfigHandle::new(settings, config_path);
         let services = Services {
             config,
@@ -94,6 +98,7 @@ impl Application {
             balancer,
             metrics,
             local_addr: local,
+            shutdown: Arc::new(tokio::sync::watch::channel(false).0),
         };
         let data = web::Data::new(services.clone());
         let server = HttpServer::new(move || {
@@ -109,12 +114,16 @@ impl Application {
         })
         .listen(listener)
         .map_err(|e| StartError(format!("cannot listen: {e}")))?
-        .shutdown_timeout(5)
+        // Signals are handled by `run_until_terminated`, which closes the sockets first; the
+        // server's own grace is a second longer than the sessions'.
+        .disable_signals()
+        .shutdown_timeout(grace.as_secs() + 1)
         .run();
         Ok(Application {
             server,
             port,
             services,
+            grace,
         })
     }
 
@@ -130,9 +139,41 @@ impl Application {
         &self.services
     }
 
-    /// Serves until the server is stopped (signal or handle).
+    /// Serves until the server is stopped through its handle.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+
+    /// Serves until SIGTERM or SIGINT, then stops gracefully: no new connections, every socket
+    /// answers what is in flight (at most `server.shutdown_grace_ms`) and is closed with 1012.
+    pub async fn run_until_terminated(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let services = self.services.clone();
+        let grace = self.grace;
+        actix_web::rt::spawn(async move {
+            terminated().await;
+            log::info!(
+                "shutting down: closing sockets with 1012 (grace {} ms)",
+                grace.as_millis()
+            );
+            services.shutdown.send_replace(true);
+            handle.stop(true).await;
+        });
+        self.server.await
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn terminated() {
+    use actix_rt::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            futures_util::future::select(Box::pin(term.recv()), Box::pin(int.recv())).await;
+        }
+        _ => {
+            log::error!("cannot listen for signals; stop with SIGKILL");
+            std::future::pending::<()>().await;
+        }
     }
 }
 

@@ -1,7 +1,6 @@
 //! Credentials of `authenticate`: HS256 JWTs checked against a world's secrets, or an
 //! anonymous client id. Pure functions; the session actor drives the login itself.
 
-use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
@@ -47,25 +46,55 @@ pub fn credentials(body: &Value, secrets: &[JwtSecret]) -> Result<Credentials, E
 /// Checks an HS256 token against each secret in order. A valid signature with a past `exp` is
 /// `auth.expired_token`; anything else that fails is `auth.invalid_token`.
 pub fn verify_token(token: &str, secrets: &[JwtSecret]) -> Result<Credentials, Error> {
-    let mut expired = false;
+    verify_token_at(
+        token,
+        secrets,
+        chrono::Utc::now().timestamp_millis() as f64 / 1000.0,
+    )
+}
+
+/// [`verify_token`] at the Unix time `now` (seconds).
+pub fn verify_token_at(token: &str, secrets: &[JwtSecret], now: f64) -> Result<Credentials, Error> {
     for entry in secrets {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        // The time claims are checked by `check_times`, which (unlike jsonwebtoken) refuses
+        // claims that are present but not numbers.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_issuer(&[entry.issuer.as_str()]);
         validation.set_audience(&[entry.audience.as_str()]);
         validation.set_required_spec_claims(&["iss", "aud"]);
         let key = DecodingKey::from_secret(entry.secret.expose().as_bytes());
-        match decode::<Map<String, Value>>(token, &key, &validation) {
-            Ok(data) => return claims(data.claims),
-            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => expired = true,
-            Err(_) => {}
+        if let Ok(data) = decode::<Map<String, Value>>(token, &key, &validation) {
+            check_times(&data.claims, now)?;
+            return claims(data.claims);
         }
     }
-    Err(if expired {
-        Error::ExpiredToken
-    } else {
-        Error::InvalidToken
-    })
+    Err(Error::InvalidToken)
+}
+
+/// The time claims of a token with a valid signature, as PyJWT checks them: `exp`, `nbf` and
+/// `iat` must be numbers when present; `nbf` in the future is invalid; `exp` at or before `now`
+/// is expired. No leeway.
+pub fn check_times(claims: &Map<String, Value>, now: f64) -> Result<(), Error> {
+    let number = |name: &str| -> Result<Option<f64>, Error> {
+        match claims.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n.as_f64().map(Some).ok_or(Error::InvalidToken),
+            Some(_) => Err(Error::InvalidToken),
+        }
+    };
+    let exp = number("exp")?;
+    let nbf = number("nbf")?;
+    number("iat")?;
+    if nbf.is_some_and(|nbf| nbf > now) {
+        return Err(Error::InvalidToken);
+    }
+    if exp.is_some_and(|exp| exp <= now) {
+        return Err(Error::ExpiredToken);
+    }
+    Ok(())
 }
 
 fn claims(claims: Map<String, Value>) -> Result<Credentials, Error> {
@@ -84,8 +113,14 @@ fn claims(claims: Map<String, Value>) -> Result<Credentials, Error> {
         ),
         Some(_) => return Err(Error::InvalidToken),
     };
+    // A token's profile is stored like one from `user.update`, so the same size cap applies;
+    // a larger one is not stored.
     let profile = match claims.get("profile") {
-        Some(p @ Value::Object(_)) => Some(p.clone()),
+        Some(Value::Object(p))
+            if crate::protocol::command::profile_bytes(p) <= crate::protocol::command::MAX_PROFILE_BYTES =>
+        {
+            Some(Value::Object(p.clone()))
+        }
         _ => None,
     };
     Ok(Credentials {
@@ -141,6 +176,60 @@ mod tests {
         assert_eq!(c.key, LoginKey::Token("42".into()));
         assert_eq!(c.traits, Some(vec!["a".to_string()]));
         assert_eq!(c.profile, Some(json!({"display_name": "A"})));
+    }
+
+    #[test]
+    fn time_claims_must_be_numbers_when_present() {
+        let base = json!({"iss": "any", "aud": "venueless", "uid": "u"});
+        for claim in ["exp", "nbf", "iat"] {
+            for bad in [json!("1"), json!(null), json!({}), json!([]), json!(true)] {
+                let mut claims = base.clone();
+                claims[claim] = bad.clone();
+                let t = token(claims, "one");
+                assert_eq!(
+                    verify_token(&t, &secrets()),
+                    Err(Error::InvalidToken),
+                    "{claim} = {bad}"
+                );
+            }
+            let mut claims = base.clone();
+            claims[claim] = json!(now() - 10);
+            if claim != "exp" {
+                assert!(verify_token(&token(claims, "one"), &secrets()).is_ok(), "{claim}");
+            }
+        }
+    }
+
+    #[test]
+    fn nbf_in_the_future_is_invalid_and_in_the_past_is_fine() {
+        let claims = |nbf: Value| json!({"iss": "any", "aud": "venueless", "uid": "u", "nbf": nbf});
+        assert_eq!(
+            verify_token(&token(claims(json!(now() + 3600)), "one"), &secrets()),
+            Err(Error::InvalidToken)
+        );
+        assert!(verify_token(&token(claims(json!(now() - 1)), "one"), &secrets()).is_ok());
+        assert!(verify_token(&token(claims(json!(now() as f64 - 0.5)), "one"), &secrets()).is_ok());
+    }
+
+    #[test]
+    fn check_times_is_exact_at_the_boundaries() {
+        let m = |v: Value| v.as_object().unwrap().clone();
+        assert_eq!(
+            check_times(&m(json!({"exp": 100})), 100.0),
+            Err(Error::ExpiredToken)
+        );
+        assert_eq!(check_times(&m(json!({"exp": 100.5})), 100.0), Ok(()));
+        assert_eq!(check_times(&m(json!({"nbf": 100})), 100.0), Ok(()));
+        assert_eq!(
+            check_times(&m(json!({"nbf": 100.001})), 100.0),
+            Err(Error::InvalidToken)
+        );
+        assert_eq!(
+            check_times(&m(json!({"nbf": 200, "exp": 50})), 100.0),
+            Err(Error::InvalidToken),
+            "not yet valid wins over expired"
+        );
+        assert_eq!(check_times(&m(json!({})), 100.0), Ok(()));
     }
 
     #[test]

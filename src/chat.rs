@@ -31,6 +31,9 @@ use crate::store::{NewContent, UserRecord};
 use conversations::{channels_push, pointers_and_counts_of, refusal};
 use pointers::{notify_as, NotifyAs};
 
+/// A direct channel has at most this many members, the caller included (SPEC §7).
+pub const MAX_CHANNEL_MEMBERS: usize = 50;
+
 async fn may_chat(services: &Services, world: &WorldId, user: &UserRecord) -> Result<bool, Error> {
     let rights = services
         .perms
@@ -61,6 +64,10 @@ pub async fn direct_create(
     }
     let mut members = users;
     members.push(caller.id.clone());
+    let distinct: std::collections::HashSet<&UserId> = members.iter().collect();
+    if distinct.len() > MAX_CHANNEL_MEMBERS {
+        return Err(Error::ChatDenied);
+    }
     let outcome = services
         .store
         .direct_channel(world.clone(), members, caller.id.clone(), hide, wire::user)

@@ -49,6 +49,12 @@ pub struct ServerSettings {
     pub heartbeat_interval_ms: u64,
     /// A socket that answers nothing (not even pongs) for this long is closed.
     pub client_timeout_ms: u64,
+    /// SIGTERM: in-flight requests get this long before sockets are closed with 1012.
+    pub shutdown_grace_ms: u64,
+    /// A socket not authenticated this long after it opened is closed with 1008 (an addition).
+    pub auth_timeout_ms: u64,
+    /// A fragmented message left unfinished this long closes the socket with 1008 (an addition).
+    pub fragment_timeout_ms: u64,
 }
 
 impl Default for ServerSettings {
@@ -62,6 +68,9 @@ impl Default for ServerSettings {
             requests_per_second: 20,
             heartbeat_interval_ms: 10_000,
             client_timeout_ms: 30_000,
+            shutdown_grace_ms: 10_000,
+            auth_timeout_ms: 10_000,
+            fragment_timeout_ms: 10_000,
         }
     }
 }
@@ -411,10 +420,30 @@ pub fn parse(file: &str, text: &str, env: &[(String, String)]) -> Result<Setting
     let mut settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
         let key = e.path().to_string();
         let key = if key == "." { String::new() } else { key };
-        err(key, e.into_inner().message().replace('\n', " "))
+        err(key, redact_values(&e.into_inner().message().replace('\n', " ")))
     })?;
     validate(&mut settings).map_err(|(key, problem)| err(key, problem))?;
     Ok(settings)
+}
+
+/// Drops the offending value from a deserializer's message, keeping what was expected: serde
+/// and toml quote it (``invalid type: integer `5`, expected a string``), and the value may be a
+/// mistyped secret. Key names (``unknown field `x` ``) are kept.
+pub fn redact_values(message: &str) -> String {
+    const VALUE_MESSAGES: [&str; 3] = ["invalid type: ", "invalid value: ", "unknown variant "];
+    let Some(prefix) = VALUE_MESSAGES.iter().find(|p| message.starts_with(**p)) else {
+        return message.to_string();
+    };
+    let rest = message.get(prefix.len()..).unwrap_or("");
+    let (what, expected) = match rest.find(", expected") {
+        Some(at) => (rest.get(..at).unwrap_or(""), rest.get(at..).unwrap_or("")),
+        None => (rest, ""),
+    };
+    // Keep the kind of value ("integer", "string"), drop the value itself.
+    let cut = what.find(['`', '"', '\'']).unwrap_or(what.len());
+    let kind = what.get(..cut).unwrap_or("").trim();
+    let kind = if kind.is_empty() { "value" } else { kind };
+    format!("{prefix}{kind}{expected}")
 }
 
 /// Room lookup table for a world: id -> index in config order.
@@ -456,6 +485,26 @@ pub fn complete_for_listener(settings: &mut Settings, local: std::net::SocketAdd
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
+    #[test]
+    fn messages_about_a_value_keep_its_kind_and_drop_the_value() {
+        assert_eq!(
+            super::redact_values("invalid type: integer `12345`, expected a string"),
+            "invalid type: integer, expected a string"
+        );
+        assert_eq!(
+            super::redact_values("invalid value: string \"hunter2\", expected a URL"),
+            "invalid value: string, expected a URL"
+        );
+        assert_eq!(
+            super::redact_values("unknown variant `sha999`, expected one of `sha1`, `sha256`"),
+            "unknown variant value, expected one of `sha1`, `sha256`"
+        );
+        assert_eq!(
+            super::redact_values("unknown field `x`, expected `bind`"),
+            "unknown field `x`, expected `bind`"
+        );
+    }
+
     use super::*;
 
     const MINIMAL: &str = r#"

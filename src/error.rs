@@ -120,14 +120,14 @@ impl Error {
 /// A dead actor mailbox is a bug, not a client error: log it once and answer `server.fatal`.
 impl From<actix::MailboxError> for Error {
     fn from(e: actix::MailboxError) -> Self {
-        log::error!("actor mailbox failed: {e}");
+        crate::log_limit::error("mailbox", &format!("actor mailbox failed: {e}"));
         Error::Fatal
     }
 }
 
 impl From<crate::store::StoreError> for Error {
     fn from(e: crate::store::StoreError) -> Self {
-        log::error!("{e}");
+        crate::log_limit::error("store-request", &e.to_string());
         Error::Fatal
     }
 }

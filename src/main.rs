@@ -47,6 +47,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !cli.simulate_only {
+        // Before the port opens: a database that cannot take a write is a configuration error.
+        let database = settings.server.database.display().to_string();
+        if let Err(e) = bbb_gateway::store::check_writable(&settings.server.database) {
+            eprintln!(
+                "bbb-gateway: database {database} is not usable: {}",
+                e.0.replace('\n', " ")
+            );
+            return ExitCode::from(2);
+        }
+    }
     let listener = match app::bind_listener(addr) {
         Ok(l) => l,
         Err(e) => {
@@ -82,7 +93,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match app.run_until_stopped().await {
+    match app.run_until_terminated().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bbb-gateway: {e}");

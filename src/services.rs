@@ -22,4 +22,6 @@ pub struct Services {
     pub metrics: Metrics,
     /// The address the HTTP server is bound to (the reload needs it for the simulator server).
     pub local_addr: std::net::SocketAddr,
+    /// Set to true on SIGTERM: every session closes with 1012.
+    pub shutdown: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
 }

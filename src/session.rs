@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use crate::bus::{self, Answer, Audience};
 use crate::error::Error;
 use crate::ids::WorldId;
+use crate::outbound::Output;
 use crate::permissions::rules::WORLD_CONNECTIONS_UNLIMITED;
 use crate::protocol::command::{self, Command};
 use crate::protocol::frame::{self, Frame};
@@ -41,6 +42,7 @@ pub async fn ws_route(
     let world = WorldId(path.into_inner());
     let known = settings.world(world.as_str()).is_some();
     let max_frame_bytes = settings.server.max_frame_bytes;
+    let output = Output::new();
     let session = Session {
         conn: NEXT_CONN.fetch_add(1, Ordering::Relaxed),
         world,
@@ -57,10 +59,23 @@ pub async fn ws_route(
         outbox: VecDeque::new(),
         sent_of_head: 0,
         close_after: None,
+        output: output.clone(),
+        output_limit: max_frame_bytes.saturating_mul(OUTPUT_LIMIT_FRAMES),
+        auth_timeout: Duration::from_millis(settings.server.auth_timeout_ms),
+        fragment_timeout: Duration::from_millis(settings.server.fragment_timeout_ms),
+        shutdown_grace: Duration::from_millis(settings.server.shutdown_grace_ms),
+        fragment_started: 0,
+        inflight: 0,
+        shutting_down: false,
     };
-    ws::WsResponseBuilder::new(session, &req, stream)
-        .frame_size(max_frame_bytes)
-        .start()
+    // The session runs in a task of its own that hands its frames to `output`; the response
+    // drains `output` as the peer reads. So a peer that stops reading never stops the session
+    // (its heartbeat, its deadlines, its mailbox) and costs at most `output_limit`.
+    let mut response = ws::handshake(&req)?;
+    let codec = actix_http::ws::Codec::new().max_size(max_frame_bytes);
+    let frames = ws::WebsocketContext::with_codec(session, stream, codec);
+    actix_web::rt::spawn(output.clone().drive(frames));
+    Ok(response.streaming(output.body()))
 }
 
 /// The logged-in user of a session.
@@ -89,7 +104,28 @@ pub struct Session {
     sent_of_head: usize,
     /// A close waiting for the outbox to drain.
     close_after: Option<CloseCode>,
+    /// Encoded frames not yet taken by the peer.
+    output: Output,
+    /// Most unsent output (beyond a frame being sent) before the socket is closed with 1008.
+    output_limit: usize,
+    auth_timeout: Duration,
+    fragment_timeout: Duration,
+    shutdown_grace: Duration,
+    /// Counts fragmented messages begun, so a deadline knows whether its message is still open.
+    fragment_started: u64,
+    /// Requests being answered.
+    inflight: usize,
+    /// SIGTERM: close with 1012 once in-flight requests are answered (or the grace is over).
+    shutting_down: bool,
 }
+
+/// Unsent output is bounded by `max_frame_bytes` × this (SPEC §7).
+const OUTPUT_LIMIT_FRAMES: usize = 16;
+
+/// A large frame's next fragment is written only while less than this is unsent, so a slow
+/// reader's large reply waits in the outbox (where it already was) instead of the queue.
+const PUMP_LOW_WATER: usize = 64 * 1024;
+const PUMP_RETRY: Duration = Duration::from_millis(10);
 
 /// Frames longer than this go out as WebSocket fragments of `FRAGMENT_BYTES`, one per actor
 /// turn, so no connection buffer grows to the size of a large frame (actix keeps write buffers
@@ -113,11 +149,28 @@ impl Actor for Session {
         ctx.run_interval(self.heartbeat, |act, ctx| {
             if act.last_seen.elapsed() > act.client_timeout {
                 log::info!("session: conn={} heartbeat timed out", act.conn);
-                ctx.stop();
+                // Ahead of any unsent output, then the connection is dropped.
+                act.close_now(ctx, CloseCode::Away);
             } else {
                 ctx.ping(b"");
             }
         });
+        ctx.run_later(self.auth_timeout, |act, ctx| {
+            if !act.logged_in {
+                log::info!("session: conn={} not authenticated in time", act.conn);
+                act.close(ctx, CloseCode::Policy);
+            }
+        });
+        let mut shutdown = self.services.shutdown.subscribe();
+        ctx.spawn(
+            async move { shutdown.wait_for(|stop| *stop).await.is_ok() }
+                .into_actor(self)
+                .map(|stop, act, ctx| {
+                    if stop {
+                        act.begin_shutdown(ctx);
+                    }
+                }),
+        );
     }
 
     fn stopping(&mut self, _: &mut Ctx) -> Running {
@@ -158,6 +211,10 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session {
                 self.send_error(ctx, None, &Error::invalid("frame too large"));
                 self.close(ctx, CloseCode::Size);
             }
+            Err(ws::ProtocolError::Io(e)) if e.to_string().contains("utf-8") => {
+                log::info!("session: conn={} text frame is not UTF-8", self.conn);
+                self.close(ctx, CloseCode::Invalid);
+            }
             Err(e) => {
                 log::info!("session: conn={} protocol error: {e}", self.conn);
                 self.close(ctx, CloseCode::Protocol);
@@ -192,6 +249,25 @@ impl Handler<Push> for Session {
 }
 
 impl Session {
+    /// Closes at once: unsent output is dropped, the close frame goes first, the session stops.
+    fn close_now(&mut self, ctx: &mut Ctx, code: CloseCode) {
+        self.outbox.clear();
+        self.output.close_now(u16::from(code));
+        ctx.stop();
+    }
+
+    /// SIGTERM: answer what is in flight (at most `shutdown_grace`), then close with 1012.
+    fn begin_shutdown(&mut self, ctx: &mut Ctx) {
+        self.shutting_down = true;
+        if self.inflight == 0 {
+            self.close(ctx, CloseCode::Restart);
+            return;
+        }
+        ctx.run_later(self.shutdown_grace, |act, ctx| {
+            act.close_now(ctx, CloseCode::Restart)
+        });
+    }
+
     /// Closes once every queued frame is out.
     fn close(&mut self, ctx: &mut Ctx, code: CloseCode) {
         if !self.outbox.is_empty() {
@@ -206,7 +282,20 @@ impl Session {
     }
 
     /// Sends a text frame, in order with every frame before it. Large frames are fragmented.
+    /// Past `output_limit` of unsent output the socket is closed with 1008 (policy).
     fn send(&mut self, ctx: &mut Ctx, text: String) {
+        if self.output.is_closed() {
+            return;
+        }
+        if exceeds_limit(self.unsent_behind_head(), text.len(), self.output_limit) {
+            log::info!(
+                "session: conn={} does not read its output ({} bytes unsent): closing",
+                self.conn,
+                self.unsent_behind_head()
+            );
+            self.close_now(ctx, CloseCode::Policy);
+            return;
+        }
         if self.outbox.is_empty() && text.len() <= FRAGMENT_THRESHOLD {
             ctx.text(text);
             return;
@@ -217,9 +306,23 @@ impl Session {
         }
     }
 
+    /// Unsent bytes, not counting the rest of a large frame being sent in fragments.
+    fn unsent_behind_head(&self) -> usize {
+        let queued_frames: usize = self.outbox.iter().skip(1).map(String::len).sum();
+        self.output.pending() + queued_frames
+    }
+
     /// Sends the next piece of the outbox: small frames whole, a large one fragment by fragment
-    /// (one fragment per turn, so each is flushed before the next is written).
+    /// (one fragment per turn, so each is flushed before the next is written; and only while
+    /// the peer keeps up).
     fn pump(&mut self, ctx: &mut Ctx) {
+        if self.output.is_closed() {
+            return;
+        }
+        if !self.outbox.is_empty() && self.output.pending() >= PUMP_LOW_WATER {
+            ctx.run_later(PUMP_RETRY, |act, ctx| act.pump(ctx));
+            return;
+        }
         while let Some(head) = self.outbox.front() {
             if self.sent_of_head == 0 && head.len() <= FRAGMENT_THRESHOLD {
                 if let Some(text) = self.outbox.pop_front() {
@@ -274,6 +377,15 @@ impl Session {
         let (bytes, last) = match item {
             actix_http::ws::Item::FirstText(b) => {
                 self.fragments = Some(Vec::new());
+                self.fragment_started += 1;
+                let started = self.fragment_started;
+                ctx.run_later(self.fragment_timeout, move |act, ctx| {
+                    if act.fragments.is_some() && act.fragment_started == started {
+                        log::info!("session: conn={} left a fragmented message unfinished", act.conn);
+                        act.fragments = None;
+                        act.close(ctx, CloseCode::Policy);
+                    }
+                });
                 (b, false)
             }
             actix_http::ws::Item::FirstBinary(_) => {
@@ -300,7 +412,10 @@ impl Session {
             let buffer = self.fragments.take().unwrap_or_default();
             match String::from_utf8(buffer) {
                 Ok(text) => self.on_text(&text, ctx),
-                Err(_) => self.send_error(ctx, None, &Error::invalid("frame is not valid UTF-8")),
+                Err(_) => {
+                    log::info!("session: conn={} text message is not UTF-8", self.conn);
+                    self.close(ctx, CloseCode::Invalid);
+                }
             }
         }
     }
@@ -404,16 +519,21 @@ impl Session {
         F: Future<Output = Result<Reply, Error>> + 'static,
     {
         let metrics = self.services.metrics.clone();
+        self.inflight += 1;
         fut.into_actor(self)
-            .map(move |result, act, ctx| match result {
-                Ok(reply) => {
-                    metrics.request(&action, "success");
-                    act.send(ctx, frame::success(&id, wire::reply(&reply)));
+            .map(move |result, act, ctx| {
+                act.inflight = act.inflight.saturating_sub(1);
+                match result {
+                    Ok(reply) => {
+                        metrics.request(&action, "success");
+                        act.send(ctx, frame::success(&id, wire::reply(&reply)));
+                    }
+                    Err(e) => {
+                        metrics.request(&action, e.code());
+                        act.send(ctx, frame::error(Some(&id), &e));
+                    }
                 }
-                Err(e) => {
-                    metrics.request(&action, e.code());
-                    act.send(ctx, frame::error(Some(&id), &e));
-                }
+                act.close_if_shut_down(ctx);
             })
             .spawn(ctx);
     }
@@ -425,27 +545,41 @@ impl Session {
         F: Future<Output = Result<Answer, Error>> + 'static,
     {
         let metrics = self.services.metrics.clone();
+        self.inflight += 1;
         fut.into_actor(self)
-            .map(move |result, act, ctx| match (result, &act.user) {
-                (Ok(answer), Some(user)) if answer.has_pushes() => {
-                    metrics.request(&action, "success");
-                    let reply_to = Audience::Socket {
-                        user: user.record.id.clone(),
-                        conn: act.conn,
-                    };
-                    let reply = frame::success(&id, wire::reply(&answer.reply));
-                    bus::publish(&act.services, answer.into_publish(reply_to, reply));
+            .map(move |result, act, ctx| {
+                act.inflight = act.inflight.saturating_sub(1);
+                match (result, &act.user) {
+                    (Ok(answer), Some(user)) if answer.has_pushes() => {
+                        metrics.request(&action, "success");
+                        let reply_to = Audience::Socket {
+                            user: user.record.id.clone(),
+                            conn: act.conn,
+                        };
+                        let reply = frame::success(&id, wire::reply(&answer.reply));
+                        bus::publish(&act.services, answer.into_publish(reply_to, reply));
+                        // The reply comes back through the bus; a shutdown closes at its grace.
+                        return;
+                    }
+                    (Ok(answer), _) => {
+                        metrics.request(&action, "success");
+                        act.send(ctx, frame::success(&id, wire::reply(&answer.reply)));
+                    }
+                    (Err(e), _) => {
+                        metrics.request(&action, e.code());
+                        act.send(ctx, frame::error(Some(&id), &e));
+                    }
                 }
-                (Ok(answer), _) => {
-                    metrics.request(&action, "success");
-                    act.send(ctx, frame::success(&id, wire::reply(&answer.reply)));
-                }
-                (Err(e), _) => {
-                    metrics.request(&action, e.code());
-                    act.send(ctx, frame::error(Some(&id), &e));
-                }
+                act.close_if_shut_down(ctx);
             })
             .spawn(ctx);
+    }
+
+    /// During a shutdown, closes with 1012 once nothing is in flight.
+    fn close_if_shut_down(&mut self, ctx: &mut Ctx) {
+        if self.shutting_down && self.inflight == 0 {
+            self.close(ctx, CloseCode::Restart);
+        }
     }
 
     fn dispatch(&mut self, cmd: Command, action: String, id: Value, ctx: &mut Ctx) {
@@ -510,6 +644,12 @@ impl Session {
     }
 }
 
+/// Whether a new frame of `len` bytes would leave more than `limit` unsent behind the frame
+/// being sent. A frame is always taken when nothing waits (a large reply is one frame).
+pub fn exceeds_limit(unsent: usize, len: usize, limit: usize) -> bool {
+    unsent > 0 && unsent.saturating_add(len) > limit
+}
+
 /// Token bucket: `rate` frames per second, bursts up to twice that. Rate 0 = unlimited.
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
@@ -559,6 +699,15 @@ mod tests {
         assert_eq!((0..12).filter(|_| l.allow(t0)).count(), 10);
         assert!(l.allow(t0 + Duration::from_millis(200)));
         assert!(!l.allow(t0 + Duration::from_millis(200)));
+    }
+
+    #[test]
+    fn output_past_the_limit_is_refused_but_one_large_frame_is_taken() {
+        assert!(!exceeds_limit(0, 5_000_000, 1 << 20), "one large reply");
+        assert!(!exceeds_limit(1000, 1000, 1 << 20));
+        assert!(!exceeds_limit((1 << 20) - 10, 10, 1 << 20));
+        assert!(exceeds_limit((1 << 20) - 10, 11, 1 << 20));
+        assert!(exceeds_limit(1, 5_000_000, 1 << 20));
     }
 
     #[test]

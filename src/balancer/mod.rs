@@ -214,7 +214,10 @@ impl BbbBalancer {
             }
             Decision::Wait => return Ok(Ensured::Wait(rx)),
             Decision::NoServer => {
-                log::warn!("balancer: no usable server for {key} (world={world})");
+                crate::log_limit::warn(
+                    "balancer-no-server",
+                    &format!("balancer: no usable server for {key} (world={world})"),
+                );
                 return Err(Error::BbbFailed);
             }
             Decision::Create {

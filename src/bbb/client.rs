@@ -156,7 +156,10 @@ impl BbbClient {
         self.metrics
             .bbb_call(server.id.as_str(), call, outcome, started.elapsed());
         if let Err(e) = &result {
-            log::warn!("bbb: server={} call={call} failed: {e}", server.id);
+            crate::log_limit::warn(
+                &format!("bbb-call-{}", server.id),
+                &format!("bbb: server={} call={call} failed: {e}", server.id),
+            );
         }
         result
     }
@@ -177,7 +180,10 @@ impl BbbClient {
                 message: status.message.clone(),
             };
             if !e.is_not_found() {
-                log::warn!("bbb: server={} call={call} failed: {e}", server.id);
+                crate::log_limit::warn(
+                    &format!("bbb-call-{}", server.id),
+                    &format!("bbb: server={} call={call} failed: {e}", server.id),
+                );
             }
             return Err(e);
         }

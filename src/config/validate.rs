@@ -30,6 +30,14 @@ pub(super) fn validate(s: &mut Settings) -> Result<(), Invalid> {
             "must be larger than server.heartbeat_interval_ms, which must be positive",
         ));
     }
+    for (key, value) in [
+        ("server.auth_timeout_ms", s.server.auth_timeout_ms),
+        ("server.fragment_timeout_ms", s.server.fragment_timeout_ms),
+    ] {
+        if value == 0 {
+            return Err(invalid(key, "must be positive"));
+        }
+    }
     if s.bbb.request_timeout_ms == 0 {
         return Err(invalid("bbb.request_timeout_ms", "must be positive"));
     }

@@ -30,11 +30,12 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"ok": true}))
 }
 
-/// 200 when the store answers and at least one BBB server is active and healthy, else 503.
+/// 200 when a database write works and at least one BBB server is active and healthy, else
+/// 503 with the reason (`database` first).
 async fn readyz(services: web::Data<Services>) -> HttpResponse {
-    let store_ok = services.store.ping().await.is_ok();
-    if !store_ok {
-        return not_ready("store unavailable");
+    if let Err(e) = services.store.ping().await {
+        crate::log_limit::warn("readyz-database", &format!("readyz: database write failed: {e}"));
+        return not_ready("database");
     }
     match services.balancer.send(ListServers).await {
         Ok(servers) if servers.iter().any(|s| s.active && s.healthy) => {

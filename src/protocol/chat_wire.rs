@@ -1,18 +1,31 @@
 //! The JSON shapes of conversations (SPEC 4.6): CHANNEL, LISTED, POINTERS, COUNTS and the
 //! frames of the conversation pushes.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Map, Value};
 
 use super::{frame, wire};
+use crate::ids::ChannelId;
 use crate::store::{is_inactive, ChannelInfo, ConversationList, Searchable, UserRecord};
 
-/// A profile cut to `display_name` and `avatar` (the keys present), as lists show members.
+/// A profile cut to `display_name` and `avatar` (the keys present; of the avatar only its
+/// `url`), as lists show members: a member costs a few hundred bytes whatever the profile holds.
 pub fn cut_profile(profile: &Value) -> Value {
     let mut cut = Map::new();
-    for key in ["display_name", "avatar"] {
-        if let Some(v) = profile.get(key) {
-            cut.insert(key.to_string(), v.clone());
+    if let Some(name) = profile.get("display_name") {
+        cut.insert("display_name".into(), name.clone());
+    }
+    match profile.get("avatar") {
+        Some(Value::Object(avatar)) => {
+            let url = avatar.get("url").filter(|u| u.is_string()).cloned();
+            let avatar = url.map_or_else(|| json!({}), |url| json!({ "url": url }));
+            cut.insert("avatar".into(), avatar);
         }
+        Some(other) => {
+            cut.insert("avatar".into(), other.clone());
+        }
+        None => {}
     }
     Value::Object(cut)
 }
@@ -53,19 +66,48 @@ pub fn channel(info: &ChannelInfo) -> Value {
     })
 }
 
+/// The channel list stops before this many bytes of JSON, so `authenticated` stays under
+/// 1 MiB even with 100 channels of 50 members with 200-character names (SPEC §7).
+pub const CHANNEL_LIST_BYTES: usize = 900 * 1024;
+
+/// The list's channels that fit in [`CHANNEL_LIST_BYTES`], encoded, in order.
+fn fitting(list: &ConversationList) -> Vec<Value> {
+    let mut used = 0;
+    let mut out = Vec::new();
+    for info in &list.channels {
+        let value = channel(info);
+        used += value.to_string().len() + 1;
+        if used > CHANNEL_LIST_BYTES {
+            break;
+        }
+        out.push(value);
+    }
+    out
+}
+
+/// The ids of the channels [`channels`] lists.
+fn listed_ids(list: &ConversationList) -> Vec<&ChannelId> {
+    let n = fitting(list).len();
+    list.channels.iter().take(n).map(|c| &c.id).collect()
+}
+
 /// The list of `authenticated`'s `chat.channels` and of the `chat.channels` push.
 pub fn channels(list: &ConversationList) -> Value {
-    Value::Array(list.channels.iter().map(channel).collect())
+    Value::Array(fitting(list))
 }
 
-/// POINTERS: `{channel: read pointer}`.
+/// POINTERS: `{channel: read pointer}` over the listed channels.
 pub fn pointers(list: &ConversationList) -> Value {
-    json!(list.pointers)
+    let ids = listed_ids(list);
+    let listed: BTreeMap<_, _> = list.pointers.iter().filter(|(c, _)| ids.contains(c)).collect();
+    json!(listed)
 }
 
-/// COUNTS: `{channel: count}`, counts ≥ 1 only.
+/// COUNTS: `{channel: count}`, counts ≥ 1 only, over the listed channels.
 pub fn counts(list: &ConversationList) -> Value {
-    json!(list.counts)
+    let ids = listed_ids(list);
+    let listed: BTreeMap<_, _> = list.counts.iter().filter(|(c, _)| ids.contains(c)).collect();
+    json!(listed)
 }
 
 /// `["chat.channels", {"channels": [CHANNEL...]}]`: always the whole list.

@@ -10,6 +10,8 @@ use crate::protocol::conversation::{self, ConversationCommand};
 
 /// Longest accepted display name, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 200;
+/// A stored profile is at most this many bytes of JSON (SPEC §7: no amplification).
+pub const MAX_PROFILE_BYTES: usize = 16 * 1024;
 
 /// A request the authenticated session can act on.
 #[derive(Debug, Clone, PartialEq)]
@@ -215,6 +217,9 @@ pub fn validate_profile(profile: Value) -> Result<Map<String, Value>, Error> {
     let Value::Object(profile) = profile else {
         return Err(Error::invalid("profile must be an object"));
     };
+    if profile_bytes(&profile) > MAX_PROFILE_BYTES {
+        return Err(Error::invalid("profile is larger than 16 KiB of JSON"));
+    }
     match profile.get("display_name") {
         None | Some(Value::Null) => {}
         Some(Value::String(name)) if name.chars().count() <= MAX_DISPLAY_NAME_CHARS => {}
@@ -233,6 +238,11 @@ pub fn validate_profile(profile: Value) -> Result<Map<String, Value>, Error> {
         Some(_) => return Err(Error::invalid("avatar must be an object")),
     }
     Ok(profile)
+}
+
+/// The size of a profile as stored (compact JSON).
+pub fn profile_bytes(profile: &Map<String, Value>) -> usize {
+    serde_json::to_vec(profile).map_or(usize::MAX, |v| v.len())
 }
 
 fn is_http_url(s: &str) -> bool {
@@ -264,6 +274,25 @@ mod tests {
             parse("world", None),
             Err(Error::UnsupportedCommand(Namespace::World))
         );
+    }
+
+    #[test]
+    fn profile_is_at_most_16_kib_of_json() {
+        let around = profile_bytes(json!({"display_name": "x", "bio": ""}).as_object().unwrap());
+        let fits = "b".repeat(MAX_PROFILE_BYTES - around);
+        let body = json!({"profile": {"display_name": "x", "bio": fits}});
+        assert_eq!(
+            profile_bytes(body["profile"].as_object().unwrap()),
+            MAX_PROFILE_BYTES
+        );
+        assert!(parse("user.update", Some(body)).is_ok());
+        let over = "b".repeat(MAX_PROFILE_BYTES - around + 1);
+        let e = parse(
+            "user.update",
+            Some(json!({"profile": {"display_name": "x", "bio": over}})),
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "protocol.invalid_message");
     }
 
     #[test]

@@ -47,7 +47,10 @@ pub fn parse(text: &str) -> Result<Frame, FrameError> {
         None => return Err(bad(None, "frame must not be empty")),
     };
     match action.as_str() {
-        "ping" => Ok(Frame::Ping(id.unwrap_or(Value::Null))),
+        "ping" => match (items.len(), id) {
+            (2, Some(x)) => Ok(Frame::Ping(x)),
+            (_, id) => Err(bad(id, "ping takes exactly one payload")),
+        },
         "authenticate" => {
             let (id, body) = match items.len() {
                 2 => (None, items.pop()),
@@ -102,6 +105,18 @@ mod tests {
     #[test]
     fn ping_echoes_its_payload() {
         assert_eq!(parse(r#"["ping", 42]"#).unwrap(), Frame::Ping(json!(42)));
+        assert_eq!(parse(r#"["ping", null]"#).unwrap(), Frame::Ping(json!(null)));
+    }
+
+    #[test]
+    fn ping_without_payload_or_with_two_is_a_wrong_arity() {
+        let e = parse(r#"["ping"]"#).unwrap_err();
+        assert_eq!((e.id, e.error.code()), (None, "protocol.invalid_message"));
+        let e = parse(r#"["ping", 1, 2]"#).unwrap_err();
+        assert_eq!(
+            (e.id, e.error.code()),
+            (Some(json!(1)), "protocol.invalid_message")
+        );
     }
 
     #[test]

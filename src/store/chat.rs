@@ -129,6 +129,47 @@ pub(super) fn info(conn: &Connection, world: &WorldId, channel: &str) -> rusqlit
     })
 }
 
+/// Like [`info`], with the members' profiles cut to `display_name` and `avatar` in SQL, so a
+/// conversation list never loads whole profiles (100 channels × 50 members × 16 KiB would be
+/// 80 MB per login).
+pub(super) fn info_listed(
+    conn: &Connection,
+    world: &WorldId,
+    channel: &str,
+) -> rusqlite::Result<ChannelInfo> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.id, u.profile -> '$.display_name', u.profile -> '$.avatar', u.last_login_ms
+         FROM channel_members m JOIN users u ON u.id = m.user_id
+         WHERE m.channel_id = ?1 AND u.world = ?2 ORDER BY m.user_id",
+    )?;
+    let members = stmt
+        .query_map(params![channel, world.as_str()], |r| {
+            let mut profile = serde_json::Map::new();
+            for (index, key) in [(1, "display_name"), (2, "avatar")] {
+                let text: Option<String> = r.get(index)?;
+                if let Some(value) = text.and_then(|t| serde_json::from_str(&t).ok()) {
+                    profile.insert(key.to_string(), value);
+                }
+            }
+            Ok(UserRecord {
+                id: UserId(r.get(0)?),
+                world: world.clone(),
+                token_uid: None,
+                traits: Vec::new(),
+                profile: Value::Object(profile),
+                moderation: Default::default(),
+                last_login_ms: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(ChannelInfo {
+        id: ChannelId(channel.to_string()),
+        members,
+        next_event_id: next_event_id(conn, channel)?,
+        unread_pointer: unread_pointer(conn, channel)?,
+    })
+}
+
 /// The channel of exactly `members` (caller included), created on first use. A new channel's
 /// members other than the caller get a hidden membership when `hide`; every member gets one
 /// stored member event (content from `member_content`), in member order. The caller's
@@ -145,7 +186,7 @@ pub fn direct_channel(
     if key.split(',').count() < 2 {
         return Ok(Err(ChatRefusal::TooFewMembers));
     }
-    let tx = conn.transaction()?;
+    let tx = super::write_transaction(conn)?;
     let mut records = Vec::new();
     for id in key.split(',') {
         match users::find_by_id(&tx, world, id)? {
@@ -248,7 +289,7 @@ pub fn append(
     event_type: &str,
     content: NewContent,
 ) -> rusqlite::Result<Result<Appended, ChatRefusal>> {
-    let tx = conn.transaction()?;
+    let tx = super::write_transaction(conn)?;
     let members = match check_member(&tx, world, channel, sender)? {
         Ok(m) => m,
         Err(refusal) => return Ok(Err(refusal)),

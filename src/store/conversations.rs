@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::chat::{channel_world, check_member, info, ChannelInfo, ChatRefusal};
+use super::chat::{channel_world, check_member, info, info_listed, ChannelInfo, ChatRefusal};
 use super::users::{self, UserRecord};
 use crate::ids::{ChannelId, UserId, WorldId};
 
@@ -31,7 +31,7 @@ pub fn list(
     let ids = listed_ids(conn, world, user, limit)?;
     let mut out = pointers_and_counts(conn, user, &ids)?;
     for id in &ids {
-        out.channels.push(info(conn, world, id)?);
+        out.channels.push(info_listed(conn, world, id)?);
     }
     Ok(out)
 }
@@ -152,7 +152,7 @@ pub fn mark_read(
     requested: i64,
     rule: PointerRule,
 ) -> rusqlite::Result<Result<(), ChatRefusal>> {
-    let tx = conn.transaction()?;
+    let tx = super::write_transaction(conn)?;
     if let Err(refusal) = check_member(&tx, world, channel, user)? {
         return Ok(Err(refusal));
     }

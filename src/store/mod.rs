@@ -30,7 +30,7 @@ pub use chat::{
 };
 pub use conversations::{ConversationList, PointerRule};
 pub use meetings::{MeetingRecord, MeetingSecrets};
-pub use sqlite::open;
+pub use sqlite::{check_writable, open, probe_write, write_transaction};
 pub use users::{is_inactive, LoginKey, Moderation, Searchable, StoredGrant, UserRecord, INACTIVE_AFTER_MS};
 
 /// A failed database operation; the text is for logs (it holds no secrets).
@@ -165,7 +165,8 @@ pub trait StoreBackend: Send + Sync + 'static {
     fn users_by_ids(&self, world: WorldId, ids: Vec<UserId>) -> StoreFuture<Vec<UserRecord>>;
     /// `user.list.search`: the world's users who are not banned and have a display name.
     fn searchable_users(&self, world: WorldId) -> StoreFuture<Vec<Searchable>>;
-    /// The readiness probe: proves the database answers.
+    /// The readiness probe: proves a write works (a read says nothing about a full disk or a
+    /// read-only file).
     fn ping(&self) -> StoreFuture<()>;
 }
 

@@ -96,6 +96,12 @@ const MIGRATIONS: &[&str] = &[
         event_id    INTEGER NOT NULL,
         PRIMARY KEY (user_id, channel_id, event_id)
      );",
+    // 5: the readiness probe's row (GET /readyz proves a write works by rewriting it)
+    "CREATE TABLE health_probe (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        probed_at   TEXT NOT NULL,
+        payload     BLOB
+     );",
 ];
 
 /// Brings the database to the newest schema, one transaction per migration.
@@ -108,7 +114,7 @@ fn migrate_to(conn: &mut Connection, target: usize) -> rusqlite::Result<()> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))? as usize;
     for (index, sql) in MIGRATIONS.iter().enumerate().take(target).skip(current) {
         let version = index + 1;
-        let tx = conn.transaction()?;
+        let tx = super::write_transaction(conn)?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", version as i64)?;
         tx.commit()?;

@@ -33,6 +33,36 @@ pub fn open(path: &Path) -> StoreResult<Connection> {
     Ok(conn)
 }
 
+/// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`): while
+/// another connection holds the lock it waits up to the busy timeout. A deferred transaction
+/// that reads first would instead fail with SQLITE_BUSY at its first write, without waiting.
+pub fn write_transaction(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
+/// Size of the readiness probe's write: about the largest write a request makes.
+pub const PROBE_BYTES: i64 = 64 * 1024;
+
+/// Proves that a write works: rewrites the one row of `health_probe` with `PROBE_BYTES` of
+/// data, so a disk too full for real requests fails the probe too (a tiny write can still fit
+/// where a profile no longer does).
+pub fn probe_write(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO health_probe (id, probed_at, payload) VALUES (1, ?1, zeroblob(?2))
+         ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at, payload = excluded.payload",
+    )?
+    .execute(rusqlite::params![chrono::Utc::now().to_rfc3339(), PROBE_BYTES])?;
+    Ok(())
+}
+
+/// Opens the database and proves it writable (migrations and one probe write), as startup
+/// does before the port opens.
+pub fn check_writable(path: &Path) -> StoreResult<()> {
+    let conn = open(path)?;
+    probe_write(&conn)?;
+    Ok(())
+}
+
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// The SQLite backend's handle: a channel to the thread that owns the connection.
@@ -229,6 +259,6 @@ impl StoreBackend for SqliteStore {
     }
 
     fn ping(&self) -> StoreFuture<()> {
-        self.run(|c| c.query_row("SELECT 1", [], |_| Ok(())))
+        self.run(|c| probe_write(c))
     }
 }

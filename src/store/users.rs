@@ -108,7 +108,7 @@ pub fn login(
     profile: Option<&Value>,
     may_create: bool,
 ) -> rusqlite::Result<Option<UserRecord>> {
-    let tx = conn.transaction()?;
+    let tx = super::write_transaction(conn)?;
     let existing = find_by_key(&tx, world, key)?;
     let user = match existing {
         Some(mut user) => {

@@ -415,3 +415,33 @@ async fn rooms_move_off_a_disabled_server_and_off_a_removed_one_keeping_their_me
     let (_, body) = get(&app, "/admin/servers").await;
     assert_eq!(body["servers"].as_array().unwrap().len(), 1);
 }
+
+#[actix_web::test]
+async fn reload_with_a_wrongly_typed_secret_names_the_key_not_the_value() {
+    let app = spawn_app().await;
+    let path = app.dir.path().join("settings.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cases = [
+        // An integer where the JWT secret string belongs.
+        text.replacen(&format!("secret = \"{JWT_SECRET}\""), "secret = 918273645546372", 1),
+        // A string where a boolean belongs, and an unknown checksum name.
+        text.replace("[simulator]", "[[bbb.servers]]\nid = \"x\"\nurl = \"http://127.0.0.1:1/\"\nsecret = \"s\"\nactive = \"918273645546372\"\n\n[simulator]"),
+        text.replace("[simulator]", "[[bbb.servers]]\nid = \"x\"\nurl = \"http://127.0.0.1:1/\"\nsecret = \"s\"\nchecksum = \"918273645546372\"\n\n[simulator]"),
+    ];
+    let keys = [
+        "worlds[0].jwt_secrets[0].secret",
+        "bbb.servers[0].active",
+        "bbb.servers[0].checksum",
+    ];
+    for (broken, key) in cases.iter().zip(keys) {
+        std::fs::write(&path, broken).unwrap();
+        let (status, body) = post(&app, "/admin/reload", None).await;
+        assert_eq!(status, 400, "{body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains(key), "names the key: {error}");
+        assert!(
+            !error.contains("918273645546372"),
+            "never shows the value: {error}"
+        );
+    }
+}

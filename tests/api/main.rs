@@ -6,6 +6,7 @@ mod bbb;
 mod browser;
 mod chat;
 mod conversations;
+mod hardening;
 mod helpers;
 mod loadgen;
 mod protocol;
