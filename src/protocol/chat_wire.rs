@@ -85,10 +85,11 @@ fn fitting(list: &ConversationList) -> Vec<Value> {
     out
 }
 
-/// The ids of the channels [`channels`] lists.
-fn listed_ids(list: &ConversationList) -> Vec<&ChannelId> {
+/// The ids of channels in the list that [`channels`] leaves out for the budget (POINTERS and
+/// COUNTS leave them out too). A list without channels (pointers and counts only) drops none.
+fn dropped_ids(list: &ConversationList) -> Vec<&ChannelId> {
     let n = fitting(list).len();
-    list.channels.iter().take(n).map(|c| &c.id).collect()
+    list.channels.iter().skip(n).map(|c| &c.id).collect()
 }
 
 /// The list of `authenticated`'s `chat.channels` and of the `chat.channels` push.
@@ -98,15 +99,19 @@ pub fn channels(list: &ConversationList) -> Value {
 
 /// POINTERS: `{channel: read pointer}` over the listed channels.
 pub fn pointers(list: &ConversationList) -> Value {
-    let ids = listed_ids(list);
-    let listed: BTreeMap<_, _> = list.pointers.iter().filter(|(c, _)| ids.contains(c)).collect();
+    let dropped = dropped_ids(list);
+    let listed: BTreeMap<_, _> = list
+        .pointers
+        .iter()
+        .filter(|(c, _)| !dropped.contains(c))
+        .collect();
     json!(listed)
 }
 
 /// COUNTS: `{channel: count}`, counts ≥ 1 only, over the listed channels.
 pub fn counts(list: &ConversationList) -> Value {
-    let ids = listed_ids(list);
-    let listed: BTreeMap<_, _> = list.counts.iter().filter(|(c, _)| ids.contains(c)).collect();
+    let dropped = dropped_ids(list);
+    let listed: BTreeMap<_, _> = list.counts.iter().filter(|(c, _)| !dropped.contains(c)).collect();
     json!(listed)
 }
 
@@ -174,6 +179,41 @@ mod tests {
             json!({"display_name": "Ann", "avatar": {"url": "https://x/a.png"}})
         );
         assert_eq!(v["inactive"], false);
+    }
+
+    #[test]
+    fn a_list_of_100_full_channels_stays_under_the_budget_and_so_do_pointers() {
+        let mut member = ann();
+        member.profile = json!({"display_name": "n".repeat(200), "avatar": {"url": format!("https://x/{}", "a".repeat(300)), "pad": "p".repeat(9000)}});
+        let mut list = ConversationList::default();
+        for i in 0..100 {
+            let id = ChannelId::new(format!("c{i}"));
+            list.channels.push(ChannelInfo {
+                id: id.clone(),
+                members: vec![member.clone(); 50],
+                next_event_id: 1,
+                unread_pointer: 0,
+            });
+            list.counts.insert(id, 1);
+        }
+        let listed = channels(&list);
+        let n = listed.as_array().unwrap().len();
+        assert!(
+            listed.to_string().len() <= CHANNEL_LIST_BYTES && n < 100 && n > 10,
+            "{n}"
+        );
+        assert!(listed[0]["members"][0]["profile"]["avatar"].get("pad").is_none());
+        assert_eq!(
+            counts(&list).as_object().unwrap().len(),
+            n,
+            "counts follow the listed channels"
+        );
+        // Pointers and counts alone (no channels) are not cut.
+        let alone = ConversationList {
+            channels: vec![],
+            ..list
+        };
+        assert_eq!(counts(&alone).as_object().unwrap().len(), 100);
     }
 
     #[test]
