@@ -5,7 +5,8 @@
 //! - [`services`]: `Services`, the actors' addresses every session and route gets (a leaf).
 //! - [`reload`]: re-reads the settings and hands them to the actors (the admin route calls it).
 //! - [`http`]: routes; `/ws/world/{id}/` upgrades into a [`session`].
-//! - [`session`]: one actor per socket (its unsent output bounded by [`outbound`]); parses frames via [`protocol`] into typed commands
+//! - [`session`]: one actor per socket (fragments reassembled by [`inbound`], its unsent output
+//!   bounded by [`outbound`]); parses frames via [`protocol`] into typed commands
 //!   (newtype ids), runs them through [`users`], [`rooms`] and [`chat`], and alone encodes their
 //!   typed replies ([`protocol::reply`]) as frames ([`protocol::wire`]).
 //! - [`users`], [`rooms`], [`chat`]: the logic behind login and `user.*`, room commands, and
@@ -22,6 +23,7 @@
 //! - [`config`]: typed settings, env overrides, validation; [`secret`]: `Secret` and
 //!   constant-time comparison; [`tls`]: outgoing TLS material.
 //! - [`error`], [`codes`]: the one error enum and its wire codes.
+//! - [`rate_limit`]: the per-socket request limit.
 //! - [`metrics`]: Prometheus metrics; [`log_limit`]: aggregated repeated warnings.
 //! - [`balancer`]: `BbbBalancer`, a thin actor over pure cores: the server pool with health
 //!   (`balancer::pool`), the meeting table (`balancer::meetings`: ready / wait / create on S),
@@ -44,11 +46,13 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod inbound;
 pub mod log_limit;
 pub mod metrics;
 pub mod outbound;
 pub mod permissions;
 pub mod protocol;
+pub mod rate_limit;
 pub mod registry;
 pub mod reload;
 pub mod rooms;

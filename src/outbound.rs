@@ -76,6 +76,92 @@ impl Queue {
     }
 }
 
+/// Frames longer than this go out as WebSocket fragments of `FRAGMENT_BYTES`, one per actor
+/// turn, so no connection buffer grows to the size of a large frame (actix keeps write buffers
+/// up to 128 KiB per connection, which at 10,000 sockets would be most of the memory).
+pub const FRAGMENT_THRESHOLD: usize = 8 * 1024;
+pub const FRAGMENT_BYTES: usize = 4 * 1024;
+
+/// Whether a frame is sent in fragments.
+pub fn is_large(text: &str) -> bool {
+    text.len() > FRAGMENT_THRESHOLD
+}
+
+/// Whether a new frame of `len` bytes would leave more than `limit` unsent behind the frame
+/// being sent. A frame is always taken when nothing waits (a large reply is one frame).
+pub fn exceeds_limit(unsent: usize, len: usize, limit: usize) -> bool {
+    unsent > 0 && unsent.saturating_add(len) > limit
+}
+
+/// What the session writes next.
+#[derive(Debug, PartialEq)]
+pub enum Piece {
+    /// A small frame, whole.
+    Whole(String),
+    /// The next fragment of a large frame.
+    Fragment(actix_http::ws::Item),
+}
+
+/// Frames waiting behind a large frame that is being sent in fragments, in order.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    frames: VecDeque<String>,
+    /// Bytes of the first frame already sent.
+    sent_of_head: usize,
+}
+
+impl Outbox {
+    pub fn push(&mut self, text: String) {
+        self.frames.push_back(text);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.frames.clear();
+        self.sent_of_head = 0;
+    }
+
+    /// Bytes of the frames behind the one being sent.
+    pub fn bytes_behind_head(&self) -> usize {
+        self.frames.iter().skip(1).map(String::len).sum()
+    }
+
+    /// The next piece to write: a small frame whole, or the next fragment (at most
+    /// `FRAGMENT_BYTES`, cut at a character boundary) of a large one.
+    pub fn next_piece(&mut self) -> Option<Piece> {
+        let head = self.frames.front()?;
+        if self.sent_of_head == 0 && !is_large(head) {
+            return self.frames.pop_front().map(Piece::Whole);
+        }
+        let start = self.sent_of_head;
+        let mut end = (start + FRAGMENT_BYTES).min(head.len());
+        while !head.is_char_boundary(end) {
+            end -= 1;
+        }
+        let piece = Bytes::copy_from_slice(head.as_bytes().get(start..end).unwrap_or_default());
+        let last = end == head.len();
+        let item = match (start == 0, last) {
+            (true, _) => actix_http::ws::Item::FirstText(piece),
+            (false, false) => actix_http::ws::Item::Continue(piece),
+            (false, true) => actix_http::ws::Item::Last(piece),
+        };
+        if last {
+            self.frames.pop_front();
+            self.sent_of_head = 0;
+        } else {
+            self.sent_of_head = end;
+        }
+        Some(Piece::Fragment(item))
+    }
+}
+
 /// A server-to-client close frame (unmasked) carrying `code` and no reason text.
 pub fn close_frame(code: u16) -> Bytes {
     let [hi, lo] = code.to_be_bytes();
@@ -186,6 +272,50 @@ mod tests {
         q.push(Bytes::from_static(b"late"));
         assert_eq!(q.pop(), None, "nothing after the close frame");
         assert!(q.finished);
+    }
+
+    #[test]
+    fn output_past_the_limit_is_refused_but_one_large_frame_is_taken() {
+        assert!(!exceeds_limit(0, 5_000_000, 1 << 20), "one large reply");
+        assert!(!exceeds_limit(1000, 1000, 1 << 20));
+        assert!(!exceeds_limit((1 << 20) - 10, 10, 1 << 20));
+        assert!(exceeds_limit((1 << 20) - 10, 11, 1 << 20));
+        assert!(exceeds_limit(1, 5_000_000, 1 << 20));
+    }
+
+    #[test]
+    fn a_large_frame_goes_out_in_fragments_at_character_boundaries_then_small_ones_whole() {
+        let mut outbox = Outbox::default();
+        let large = format!(
+            "{}é{}",
+            "a".repeat(FRAGMENT_BYTES - 1),
+            "b".repeat(FRAGMENT_BYTES * 2)
+        );
+        outbox.push(large.clone());
+        outbox.push("small".into());
+        assert_eq!(outbox.bytes_behind_head(), 5);
+        let mut whole = Vec::new();
+        let mut kinds = Vec::new();
+        while let Some(Piece::Fragment(item)) = outbox.next_piece() {
+            let (kind, bytes) = match item {
+                actix_http::ws::Item::FirstText(b) => ("first", b),
+                actix_http::ws::Item::Continue(b) => ("continue", b),
+                actix_http::ws::Item::Last(b) => ("last", b),
+                actix_http::ws::Item::FirstBinary(_) => panic!("binary"),
+            };
+            assert!(bytes.len() <= FRAGMENT_BYTES);
+            assert!(std::str::from_utf8(&bytes).is_ok(), "cut at a character boundary");
+            kinds.push(kind);
+            whole.extend_from_slice(&bytes);
+            if kind == "last" {
+                break;
+            }
+        }
+        assert_eq!(String::from_utf8(whole).unwrap(), large);
+        assert_eq!(kinds.first(), Some(&"first"));
+        assert_eq!(kinds.last(), Some(&"last"));
+        assert_eq!(outbox.next_piece(), Some(Piece::Whole("small".into())));
+        assert!(outbox.is_empty());
     }
 
     #[test]

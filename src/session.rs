@@ -3,7 +3,6 @@
 //! the data, and turns their answers into frames. Requests run concurrently, so replies may
 //! complete out of order; each carries its request's id.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,12 +15,14 @@ use serde_json::{json, Value};
 use crate::bus::{self, Answer, Audience};
 use crate::error::Error;
 use crate::ids::WorldId;
-use crate::outbound::Output;
+use crate::inbound::{Reassembly, Step};
+use crate::outbound::{exceeds_limit, is_large, Outbox, Output, Piece};
 use crate::permissions::rules::WORLD_CONNECTIONS_UNLIMITED;
 use crate::protocol::command::{self, Command};
 use crate::protocol::frame::{self, Frame};
 use crate::protocol::reply::Reply;
 use crate::protocol::{chat_wire, wire};
+use crate::rate_limit::RateLimiter;
 use crate::registry::{ConnId, Push, Register, Unregister};
 use crate::services::Services;
 use crate::store::UserRecord;
@@ -52,19 +53,17 @@ pub async fn ws_route(
         logged_in: false,
         limiter: RateLimiter::new(settings.server.requests_per_second),
         last_seen: Instant::now(),
-        fragments: None,
+        inbound: Reassembly::new(max_frame_bytes),
         max_frame_bytes,
         heartbeat: Duration::from_millis(settings.server.heartbeat_interval_ms),
         client_timeout: Duration::from_millis(settings.server.client_timeout_ms),
-        outbox: VecDeque::new(),
-        sent_of_head: 0,
+        outbox: Outbox::default(),
         close_after: None,
         output: output.clone(),
         output_limit: max_frame_bytes.saturating_mul(OUTPUT_LIMIT_FRAMES),
         auth_timeout: Duration::from_millis(settings.server.auth_timeout_ms),
         fragment_timeout: Duration::from_millis(settings.server.fragment_timeout_ms),
         shutdown_grace: Duration::from_millis(settings.server.shutdown_grace_ms),
-        fragment_started: 0,
         inflight: 0,
         shutting_down: false,
     };
@@ -94,14 +93,12 @@ pub struct Session {
     limiter: RateLimiter,
     last_seen: Instant,
     /// A fragmented text message being assembled.
-    fragments: Option<Vec<u8>>,
+    inbound: Reassembly,
     max_frame_bytes: usize,
     heartbeat: Duration,
     client_timeout: Duration,
     /// Frames waiting behind a large frame that is being sent in fragments.
-    outbox: VecDeque<String>,
-    /// Bytes of the outbox's first frame already sent.
-    sent_of_head: usize,
+    outbox: Outbox,
     /// A close waiting for the outbox to drain.
     close_after: Option<CloseCode>,
     /// Encoded frames not yet taken by the peer.
@@ -111,8 +108,6 @@ pub struct Session {
     auth_timeout: Duration,
     fragment_timeout: Duration,
     shutdown_grace: Duration,
-    /// Counts fragmented messages begun, so a deadline knows whether its message is still open.
-    fragment_started: u64,
     /// Requests being answered.
     inflight: usize,
     /// SIGTERM: close with 1012 once in-flight requests are answered (or the grace is over).
@@ -126,12 +121,6 @@ const OUTPUT_LIMIT_FRAMES: usize = 16;
 /// reader's large reply waits in the outbox (where it already was) instead of the queue.
 const PUMP_LOW_WATER: usize = 64 * 1024;
 const PUMP_RETRY: Duration = Duration::from_millis(10);
-
-/// Frames longer than this go out as WebSocket fragments of `FRAGMENT_BYTES`, one per actor
-/// turn, so no connection buffer grows to the size of a large frame (actix keeps write buffers
-/// up to 128 KiB per connection, which at 10,000 sockets would be most of the memory).
-const FRAGMENT_THRESHOLD: usize = 8 * 1024;
-const FRAGMENT_BYTES: usize = 4 * 1024;
 
 type Ctx = ws::WebsocketContext<Session>;
 
@@ -296,11 +285,11 @@ impl Session {
             self.close_now(ctx, CloseCode::Policy);
             return;
         }
-        if self.outbox.is_empty() && text.len() <= FRAGMENT_THRESHOLD {
+        if self.outbox.is_empty() && !is_large(&text) {
             ctx.text(text);
             return;
         }
-        self.outbox.push_back(text);
+        self.outbox.push(text);
         if self.outbox.len() == 1 {
             self.pump(ctx);
         }
@@ -308,8 +297,7 @@ impl Session {
 
     /// Unsent bytes, not counting the rest of a large frame being sent in fragments.
     fn unsent_behind_head(&self) -> usize {
-        let queued_frames: usize = self.outbox.iter().skip(1).map(String::len).sum();
-        self.output.pending() + queued_frames
+        self.output.pending() + self.outbox.bytes_behind_head()
     }
 
     /// Sends the next piece of the outbox: small frames whole, a large one fragment by fragment
@@ -323,35 +311,16 @@ impl Session {
             ctx.run_later(PUMP_RETRY, |act, ctx| act.pump(ctx));
             return;
         }
-        while let Some(head) = self.outbox.front() {
-            if self.sent_of_head == 0 && head.len() <= FRAGMENT_THRESHOLD {
-                if let Some(text) = self.outbox.pop_front() {
-                    ctx.text(text);
+        while let Some(piece) = self.outbox.next_piece() {
+            match piece {
+                Piece::Whole(text) => ctx.text(text),
+                Piece::Fragment(item) => {
+                    ctx.write_raw(ws::Message::Continuation(item));
+                    if !self.outbox.is_empty() {
+                        ctx.run_later(Duration::ZERO, |act, ctx| act.pump(ctx));
+                        return;
+                    }
                 }
-                continue;
-            }
-            let start = self.sent_of_head;
-            let mut end = (start + FRAGMENT_BYTES).min(head.len());
-            while !head.is_char_boundary(end) {
-                end -= 1;
-            }
-            let piece = bytes::Bytes::copy_from_slice(head.as_bytes().get(start..end).unwrap_or_default());
-            let last = end == head.len();
-            let item = match (start == 0, last) {
-                (true, _) => actix_http::ws::Item::FirstText(piece),
-                (false, false) => actix_http::ws::Item::Continue(piece),
-                (false, true) => actix_http::ws::Item::Last(piece),
-            };
-            ctx.write_raw(ws::Message::Continuation(item));
-            if last {
-                self.outbox.pop_front();
-                self.sent_of_head = 0;
-            } else {
-                self.sent_of_head = end;
-            }
-            if !self.outbox.is_empty() {
-                ctx.run_later(Duration::ZERO, |act, ctx| act.pump(ctx));
-                return;
             }
         }
         if let Some(code) = self.close_after.take() {
@@ -374,48 +343,30 @@ impl Session {
     }
 
     fn on_fragment(&mut self, item: actix_http::ws::Item, ctx: &mut Ctx) {
-        let (bytes, last) = match item {
-            actix_http::ws::Item::FirstText(b) => {
-                self.fragments = Some(Vec::new());
-                self.fragment_started += 1;
-                let started = self.fragment_started;
+        match self.inbound.feed(item) {
+            Step::Started(n) => {
                 ctx.run_later(self.fragment_timeout, move |act, ctx| {
-                    if act.fragments.is_some() && act.fragment_started == started {
+                    if act.inbound.is_open(n) {
                         log::info!("session: conn={} left a fragmented message unfinished", act.conn);
-                        act.fragments = None;
+                        act.inbound.abandon();
                         act.close(ctx, CloseCode::Policy);
                     }
                 });
-                (b, false)
             }
-            actix_http::ws::Item::FirstBinary(_) => {
-                self.fragments = None;
+            Step::Pending => {}
+            Step::Binary => {
                 if self.admit(None, ctx) {
                     self.send_error(ctx, None, &Error::invalid("binary frames are not supported"));
                 }
-                return;
             }
-            actix_http::ws::Item::Continue(b) => (b, false),
-            actix_http::ws::Item::Last(b) => (b, true),
-        };
-        let Some(buffer) = self.fragments.as_mut() else {
-            return; // continuation of a refused binary message
-        };
-        buffer.extend_from_slice(&bytes);
-        if buffer.len() > self.max_frame_bytes {
-            self.fragments = None;
-            self.send_error(ctx, None, &Error::invalid("frame too large"));
-            self.close(ctx, CloseCode::Size);
-            return;
-        }
-        if last {
-            let buffer = self.fragments.take().unwrap_or_default();
-            match String::from_utf8(buffer) {
-                Ok(text) => self.on_text(&text, ctx),
-                Err(_) => {
-                    log::info!("session: conn={} text message is not UTF-8", self.conn);
-                    self.close(ctx, CloseCode::Invalid);
-                }
+            Step::TooLarge => {
+                self.send_error(ctx, None, &Error::invalid("frame too large"));
+                self.close(ctx, CloseCode::Size);
+            }
+            Step::Message(text) => self.on_text(&text, ctx),
+            Step::NotUtf8 => {
+                log::info!("session: conn={} text message is not UTF-8", self.conn);
+                self.close(ctx, CloseCode::Invalid);
             }
         }
     }
@@ -641,78 +592,5 @@ impl Session {
                 self.respond(action, id, fut, ctx);
             }
         }
-    }
-}
-
-/// Whether a new frame of `len` bytes would leave more than `limit` unsent behind the frame
-/// being sent. A frame is always taken when nothing waits (a large reply is one frame).
-pub fn exceeds_limit(unsent: usize, len: usize, limit: usize) -> bool {
-    unsent > 0 && unsent.saturating_add(len) > limit
-}
-
-/// Token bucket: `rate` frames per second, bursts up to twice that. Rate 0 = unlimited.
-#[derive(Debug, Clone)]
-pub struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl RateLimiter {
-    pub fn new(per_second: u32) -> Self {
-        let rate = f64::from(per_second);
-        Self {
-            rate,
-            burst: rate * 2.0,
-            tokens: rate * 2.0,
-            last: Instant::now(),
-        }
-    }
-
-    pub fn allow(&mut self, now: Instant) -> bool {
-        if self.rate <= 0.0 {
-            return true;
-        }
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn limiter_allows_a_burst_of_twice_the_rate_then_refills() {
-        let mut l = RateLimiter::new(5);
-        let t0 = Instant::now();
-        l.last = t0;
-        assert_eq!((0..12).filter(|_| l.allow(t0)).count(), 10);
-        assert!(l.allow(t0 + Duration::from_millis(200)));
-        assert!(!l.allow(t0 + Duration::from_millis(200)));
-    }
-
-    #[test]
-    fn output_past_the_limit_is_refused_but_one_large_frame_is_taken() {
-        assert!(!exceeds_limit(0, 5_000_000, 1 << 20), "one large reply");
-        assert!(!exceeds_limit(1000, 1000, 1 << 20));
-        assert!(!exceeds_limit((1 << 20) - 10, 10, 1 << 20));
-        assert!(exceeds_limit((1 << 20) - 10, 11, 1 << 20));
-        assert!(exceeds_limit(1, 5_000_000, 1 << 20));
-    }
-
-    #[test]
-    fn zero_rate_is_unlimited() {
-        let mut l = RateLimiter::new(0);
-        assert!((0..10_000).all(|_| l.allow(Instant::now())));
     }
 }
