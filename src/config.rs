@@ -90,6 +90,9 @@ pub struct BbbSettings {
     pub unhealthy_after: u32,
     pub healthy_after: u32,
     pub tls_ca_file: String,
+    /// Every create carries `meetingEndedURL` back to `public_url` (SPEC §6); false where BBB
+    /// cannot reach `public_url`.
+    pub end_callbacks: bool,
     /// After BBB confirmed a meeting (a successful create, or a poll showing it running with
     /// participants), joins within this many ms skip `create`. 0 = every join checks with
     /// `create` (concurrent joins still share one). An addition to the spec's keys.
@@ -105,6 +108,7 @@ impl Default for BbbSettings {
             unhealthy_after: 2,
             healthy_after: 2,
             tls_ca_file: String::new(),
+            end_callbacks: true,
             create_reuse_ms: 0,
             servers: Vec::new(),
         }

@@ -58,6 +58,12 @@ pub struct ServerLabels {
     pub server: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    pub server: String,
+    pub version: String,
+}
+
 struct Inner {
     registry: Registry,
     sockets_open: Gauge,
@@ -72,6 +78,8 @@ struct Inner {
     server_participants: Family<ServerLabels, Gauge>,
     server_cost: Family<ServerLabels, Gauge<f64, AtomicU64>>,
     server_healthy: Family<ServerLabels, Gauge<i64, AtomicI64>>,
+    end_callbacks: Family<OutcomeLabels, Counter>,
+    server_version: Family<VersionLabels, Gauge>,
 }
 
 /// Handle to the process's metrics.
@@ -107,6 +115,8 @@ impl Metrics {
         let server_participants = Family::<ServerLabels, Gauge>::default();
         let server_cost = Family::<ServerLabels, Gauge<f64, AtomicU64>>::default();
         let server_healthy = Family::<ServerLabels, Gauge<i64, AtomicI64>>::default();
+        let end_callbacks = Family::<OutcomeLabels, Counter>::default();
+        let server_version = Family::<VersionLabels, Gauge>::default();
         registry.register("sockets_open", "Open WebSocket connections", sockets_open.clone());
         registry.register(
             "sessions_authenticated",
@@ -159,6 +169,16 @@ impl Metrics {
             "1 when the BBB server is healthy",
             server_healthy.clone(),
         );
+        registry.register(
+            "end_callbacks",
+            "BBB end callbacks by outcome (ended, stale, forged)",
+            end_callbacks.clone(),
+        );
+        registry.register(
+            "server_version",
+            "1 for the BBB version each server reports (empty when unknown)",
+            server_version.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             sockets_open,
@@ -173,6 +193,8 @@ impl Metrics {
             server_participants,
             server_cost,
             server_healthy,
+            end_callbacks,
+            server_version,
         }))
     }
 
@@ -250,6 +272,34 @@ impl Metrics {
             .server_healthy
             .get_or_create(&labels)
             .set(i64::from(healthy));
+    }
+
+    /// One end callback and its verdict (`ended`, `stale`, `forged`).
+    pub fn end_callback(&self, outcome: &str) {
+        self.0
+            .end_callbacks
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// The version a server reports: `server_version{server, version} 1`, replacing the
+    /// series of the version it reported before.
+    pub fn server_version(&self, server: &str, previous: Option<&str>, version: Option<&str>) {
+        if let Some(previous) = previous {
+            self.0.server_version.remove(&VersionLabels {
+                server: server.to_string(),
+                version: previous.to_string(),
+            });
+        }
+        self.0
+            .server_version
+            .get_or_create(&VersionLabels {
+                server: server.to_string(),
+                version: version.unwrap_or_default().to_string(),
+            })
+            .set(1);
     }
 
     /// The Prometheus text exposition of every metric.

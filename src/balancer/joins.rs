@@ -4,6 +4,7 @@
 
 use actix::prelude::*;
 
+use super::callback::{self, Verdict};
 use super::strategy::Purpose;
 use super::{call_key, choose, params, recordings, room_key, BbbBalancer, Ensured, JoinRequest, Ready};
 use crate::bbb::xml::Recording;
@@ -250,25 +251,32 @@ impl Handler<JoinCall> for BbbBalancer {
     }
 }
 
-/// Sent by the `/bbb/ended/...` route when BBB reports that a meeting ended: the next join
-/// must create it again. Returns whether the meeting and token were recognised.
+/// Sent by the `/bbb/ended/...` route when BBB reports that a meeting ended. The token is
+/// checked against every configured server's secret ([`callback::verify`]); a genuine callback
+/// for the meeting's current incarnation makes the next join create it again. The verdict
+/// decides the HTTP answer.
 #[derive(Message, Debug)]
-#[rtype(result = "bool")]
+#[rtype(result = "Verdict")]
 pub struct MeetingEnded {
     pub meeting_id: String,
     pub token: String,
 }
 
 impl Handler<MeetingEnded> for BbbBalancer {
-    type Result = bool;
+    type Result = MessageResult<MeetingEnded>;
 
-    fn handle(&mut self, msg: MeetingEnded, _: &mut Context<Self>) -> bool {
-        match self.meetings.ended(&msg.meeting_id, &msg.token) {
-            Some(key) => {
-                log::info!("balancer: BBB reports {key} ended");
-                true
-            }
-            None => false,
+    fn handle(&mut self, msg: MeetingEnded, _: &mut Context<Self>) -> Self::Result {
+        let verified = callback::verify(
+            self.pool.servers().iter().map(|s| s.endpoint().secret.expose()),
+            &msg.meeting_id,
+            &msg.token,
+        );
+        let (verdict, key) = self.meetings.ended(&msg.meeting_id, verified.as_deref());
+        match verdict {
+            Verdict::Ended => log::info!("balancer: BBB reports {} ended", key.as_deref().unwrap_or("?")),
+            Verdict::Stale => log::debug!("balancer: ignored a late end callback"),
+            Verdict::Forged => log::warn!("balancer: refused an end callback with an invalid token"),
         }
+        MessageResult(verdict)
     }
 }

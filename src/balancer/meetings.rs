@@ -13,7 +13,7 @@ use rand::Rng;
 use crate::ids::ServerId;
 use crate::store::{MeetingRecord, MeetingSecrets};
 
-use super::callback;
+use super::callback::{self, Verdict};
 
 /// Length of generated meeting ids and passwords (alphanumeric).
 const SECRET_LEN: usize = 32;
@@ -111,6 +111,7 @@ pub fn new_record(key: &str, guest_policy: &str) -> MeetingRecord {
         server: None,
         voice_bridge: None,
         guest_policy: guest_policy.to_string(),
+        incarnation: callback::new_incarnation(),
     }
 }
 
@@ -187,8 +188,13 @@ impl<W> MeetingTable<W> {
         let placed = meeting.record.server.as_ref() != Some(&on);
         if placed {
             meeting.record.server = Some(on.clone());
+            meeting.record.incarnation = callback::new_incarnation();
             meeting.dirty = true;
             meeting.state = MeetingState::Unconfirmed;
+        }
+        if meeting.record.incarnation.is_empty() {
+            meeting.record.incarnation = callback::new_incarnation();
+            meeting.dirty = true;
         }
         if meeting.record.voice_bridge != want.voice_bridge
             || meeting.record.guest_policy != want.guest_policy
@@ -255,6 +261,7 @@ impl<W> MeetingTable<W> {
     ) -> (Option<ServerId>, MeetingRecord) {
         let meeting = self.entry(key, guest_policy);
         let previous = meeting.record.server.replace(server.clone());
+        meeting.record.incarnation = callback::new_incarnation();
         meeting.state = MeetingState::Unconfirmed;
         meeting.dirty = true;
         (previous, meeting.record.clone())
@@ -285,18 +292,26 @@ impl<W> MeetingTable<W> {
         }
     }
 
-    /// BBB's end callback for `meeting_id` with `token`: the meeting's key when the token is
-    /// right (its confirmation is dropped), None otherwise.
-    pub fn ended(&mut self, meeting_id: &str, token: &str) -> Option<String> {
+    /// BBB's end callback for `meeting_id`, whose token verified for incarnation `verified`
+    /// (`None`: it did not verify). For the meeting's current incarnation its confirmation is
+    /// dropped and it gets a new incarnation (the next create makes a new meeting on BBB, so a
+    /// late retry of this callback cannot end that one). Returns the verdict and the key.
+    pub fn ended(&mut self, meeting_id: &str, verified: Option<&str>) -> (Verdict, Option<String>) {
         let meeting = self
             .meetings
             .values_mut()
-            .find(|m| m.record.secrets.meeting_id == meeting_id)?;
-        if !callback::token_matches(&meeting.record.secrets, token) {
-            return None;
+            .find(|m| m.record.secrets.meeting_id == meeting_id);
+        let current = meeting.as_ref().map(|m| m.record.incarnation.as_str());
+        let verdict = callback::judge(verified, current);
+        match (verdict, meeting) {
+            (Verdict::Ended, Some(meeting)) => {
+                meeting.state = MeetingState::Unconfirmed;
+                meeting.record.incarnation = callback::new_incarnation();
+                meeting.dirty = true;
+                (verdict, Some(meeting.record.key.clone()))
+            }
+            (_, meeting) => (verdict, meeting.map(|m| m.record.key.clone())),
         }
-        meeting.state = MeetingState::Unconfirmed;
-        Some(meeting.record.key.clone())
     }
 }
 

@@ -205,23 +205,62 @@ fn polls_leave_a_meeting_with_a_create_in_flight_alone() {
 }
 
 #[test]
-fn the_end_callback_needs_the_right_token() {
+fn an_end_callback_of_the_current_incarnation_ends_it_and_starts_a_new_one() {
     let mut t = Table::default();
     let now = Instant::now();
     join(&mut t, "k", 1, "a", now);
     t.create_finished("k", true, true, REUSE, now);
-    let secrets = t.get("k").unwrap().record.secrets.clone();
-    assert_eq!(t.ended(&secrets.meeting_id, "wrong"), None);
-    assert_eq!(t.ended("unknown", &callback::end_token(&secrets)), None);
+    let record = t.get("k").unwrap().record.clone();
+    assert!(!record.incarnation.is_empty());
+    // Not verified: forged, nothing changes.
+    assert_eq!(
+        t.ended(&record.secrets.meeting_id, None),
+        (Verdict::Forged, Some("k".into()))
+    );
     assert!(matches!(
         t.get("k").unwrap().state,
         MeetingState::ConfirmedUntil(_)
     ));
+    // Verified, but another incarnation or an unknown meeting: stale, nothing changes.
+    assert_eq!(t.ended(&record.secrets.meeting_id, Some("old")).0, Verdict::Stale);
     assert_eq!(
-        t.ended(&secrets.meeting_id, &callback::end_token(&secrets)),
-        Some("k".to_string())
+        t.ended("unknown", Some(&record.incarnation)),
+        (Verdict::Stale, None)
     );
-    assert_eq!(t.get("k").unwrap().state, MeetingState::Unconfirmed);
+    assert!(matches!(
+        t.get("k").unwrap().state,
+        MeetingState::ConfirmedUntil(_)
+    ));
+    // The current incarnation: ended, and the record moves on to a new incarnation.
+    assert_eq!(
+        t.ended(&record.secrets.meeting_id, Some(&record.incarnation)),
+        (Verdict::Ended, Some("k".into()))
+    );
+    let after = t.get("k").unwrap();
+    assert_eq!(after.state, MeetingState::Unconfirmed);
+    assert!(after.dirty);
+    assert_ne!(after.record.incarnation, record.incarnation);
+    assert_eq!(after.record.secrets, record.secrets);
+    // Its retry is stale now.
+    assert_eq!(
+        t.ended(&record.secrets.meeting_id, Some(&record.incarnation)).0,
+        Verdict::Stale
+    );
+}
+
+#[test]
+fn moving_or_placing_elsewhere_starts_a_new_incarnation() {
+    let mut t = Table::default();
+    let now = Instant::now();
+    join(&mut t, "k", 1, "a", now);
+    t.create_finished("k", true, true, REUSE, now);
+    let first = t.get("k").unwrap().record.incarnation.clone();
+    t.move_to("k", "ALWAYS_ACCEPT", &id("b"));
+    let second = t.get("k").unwrap().record.incarnation.clone();
+    assert_ne!(first, second);
+    // Placed again because "b" became unusable.
+    t.join(want("k"), now, 2, |s| s != &id("b"), |_| Some(id("c")));
+    assert_ne!(t.get("k").unwrap().record.incarnation, second);
 }
 
 #[test]

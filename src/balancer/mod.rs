@@ -51,6 +51,8 @@ pub struct BalancerSettings {
     pub create_reuse: Duration,
     /// How browsers reach the gateway (for the BBB client's stylesheet URL).
     pub public_url: String,
+    /// Every create carries `meetingEndedURL` (`bbb.end_callbacks`).
+    pub end_callbacks: bool,
 }
 
 impl BalancerSettings {
@@ -61,6 +63,7 @@ impl BalancerSettings {
             healthy_after: bbb.healthy_after,
             create_reuse: Duration::from_millis(bbb.create_reuse_ms),
             public_url,
+            end_callbacks: bbb.end_callbacks,
         }
     }
 
@@ -233,11 +236,14 @@ impl BbbBalancer {
         let Some(endpoint) = self.pool.endpoint(&server_id) else {
             return Err(Error::BbbFailed);
         };
-        let callback = callback::end_callback_url(
-            &self.settings.public_url,
-            &record.secrets,
-            !self.settings.create_reuse.is_zero(),
-        );
+        let callback = self.settings.end_callbacks.then(|| {
+            let meeting_id = &record.secrets.meeting_id;
+            callback::callback_url(
+                &self.settings.public_url,
+                meeting_id,
+                &callback::token(endpoint.secret.expose(), meeting_id, &record.incarnation),
+            )
+        });
         let (query, presentation) = plan.query(&record, callback.as_deref());
         let save = save.then(|| record.clone());
         let store = self.store.clone();

@@ -15,7 +15,8 @@ pub struct RoomCreate<'a> {
     pub config: &'a BbbRoomConfig,
     pub disable_private_chat: bool,
     pub voice_bridge: Option<&'a str>,
-    /// `meta_endCallbackUrl`, when the gateway wants to hear about the meeting's end.
+    /// `meetingEndedURL`, when the gateway wants to hear about the meeting's end. Never a
+    /// `meta_` parameter: BBB copies those into the meeting's metadata, clients and recordings.
     pub end_callback: Option<&'a str>,
 }
 
@@ -51,7 +52,7 @@ pub fn room_create(m: &MeetingSecrets, r: &RoomCreate<'_>) -> String {
         .flag("lockSettingsDisablePublicChat", r.config.bbb_disable_chat)
         .opt_text("voiceBridge", r.voice_bridge)
         .text("guestPolicy", guest_policy(r.config))
-        .opt_text("meta_endCallbackUrl", r.end_callback);
+        .opt_text("meetingEndedURL", r.end_callback);
     q.finish()
 }
 
@@ -66,7 +67,7 @@ pub fn call_create(m: &MeetingSecrets, call: &str, end_callback: Option<&str>) -
         .text("meta_Call", call)
         .flag("lockSettingsDisablePrivateChat", true)
         .text("guestPolicy", GUEST_ALWAYS)
-        .opt_text("meta_endCallbackUrl", end_callback);
+        .opt_text("meetingEndedURL", end_callback);
     q.finish()
 }
 
@@ -99,7 +100,6 @@ fn join_common(q: &mut QueryBuilder, m: &MeetingSecrets, j: &Joiner, moderator: 
             },
         )
         .text("role", if moderator { "MODERATOR" } else { "VIEWER" })
-        .flag("joinViaHtml5", true)
         .opt_text("avatarURL", j.avatar_url.as_deref().filter(|u| !u.is_empty()))
         .text("userdata-bbb_custom_style_url", &format!("{public_url}/_bbb.css"))
         .flag("userdata-bbb_show_public_chat_on_login", false)
@@ -109,8 +109,11 @@ fn join_common(q: &mut QueryBuilder, m: &MeetingSecrets, j: &Joiner, moderator: 
 pub fn room_join(m: &MeetingSecrets, j: &Joiner, config: &BbbRoomConfig, public_url: &str) -> String {
     let mut q = QueryBuilder::new();
     join_common(&mut q, m, j, j.moderator, public_url);
-    q.flag("guest", config.waiting_room && !j.moderator)
-        .flag("userdata-bbb_listen_only_mode", !config.auto_microphone)
+    if config.waiting_room && !j.moderator {
+        // Only waiting-room guests carry it: BBB 2.6+ reads an explicit `guest=false` too.
+        q.flag("guest", true);
+    }
+    q.flag("userdata-bbb_listen_only_mode", !config.auto_microphone)
         .flag("userdata-bbb_auto_share_webcam", config.auto_camera)
         .flag("userdata-bbb_skip_video_preview", config.auto_camera)
         .flag("userdata-bbb_hide_presentation_on_join", config.hide_presentation);
@@ -121,8 +124,7 @@ pub fn room_join(m: &MeetingSecrets, j: &Joiner, config: &BbbRoomConfig, public_
 pub fn call_join(m: &MeetingSecrets, j: &Joiner, public_url: &str) -> String {
     let mut q = QueryBuilder::new();
     join_common(&mut q, m, j, true, public_url);
-    q.flag("guest", false)
-        .flag("userdata-bbb_listen_only_mode", false)
+    q.flag("userdata-bbb_listen_only_mode", false)
         .flag("userdata-bbb_auto_share_webcam", true)
         .flag("userdata-bbb_skip_video_preview", true)
         .flag("userdata-bbb_auto_swap_layout", true);
@@ -187,6 +189,38 @@ mod tests {
             assert_eq!(p.get(k).map(String::as_str), Some(v), "{k} in {q}");
         }
         assert!(!p.contains_key("meta_endCallbackUrl"));
+        assert!(!p.contains_key("meetingEndedURL"));
+    }
+
+    #[test]
+    fn end_callbacks_are_meeting_ended_url_never_metadata() {
+        let config = BbbRoomConfig::default();
+        let url = "http://gw/bbb/ended/m1/i.00";
+        let q = room_create(
+            &secrets(),
+            &RoomCreate {
+                world: "w",
+                room: "r",
+                name: "R",
+                config: &config,
+                disable_private_chat: true,
+                voice_bridge: None,
+                end_callback: Some(url),
+            },
+        );
+        let p = params(&q);
+        assert_eq!(p["meetingEndedURL"], url);
+        let c = params(&call_create(&secrets(), "c", Some(url)));
+        assert_eq!(c["meetingEndedURL"], url);
+        for query in [q.as_str(), &call_create(&secrets(), "c", Some(url))] {
+            for (k, v) in params(query) {
+                assert!(
+                    !(k.starts_with("meta_") && v.contains("/bbb/ended/")),
+                    "{k} carries the callback"
+                );
+                assert!(!k.eq_ignore_ascii_case("meta_endCallbackUrl"));
+            }
+        }
     }
 
     #[test]
@@ -216,7 +250,8 @@ mod tests {
         assert_eq!(p["fullName"], "Ann The Great");
         assert_eq!(p["password"], "att");
         assert_eq!(p["guest"], "true");
-        assert_eq!(p["joinViaHtml5"], "true");
+        assert_eq!(p["role"], "VIEWER");
+        assert!(!p.contains_key("joinViaHtml5"));
         assert_eq!(p["avatarURL"], "https://x/a.png");
         assert_eq!(p["userdata-bbb_custom_style_url"], "http://gw/_bbb.css");
         assert_eq!(p["userdata-bbb_listen_only_mode"], "true");
@@ -241,8 +276,24 @@ mod tests {
         };
         let p = params(&room_join(&secrets(), &j, &config, "http://gw"));
         assert_eq!(p["password"], "mod");
-        assert_eq!(p["guest"], "false");
+        assert_eq!(p["role"], "MODERATOR");
+        assert!(!p.contains_key("guest"));
         assert!(!p.contains_key("avatarURL"));
+    }
+
+    #[test]
+    fn viewers_outside_a_waiting_room_carry_no_guest_flag() {
+        let j = Joiner {
+            user_id: "u".into(),
+            display_name: "V".into(),
+            avatar_url: None,
+            moderator: false,
+        };
+        let p = params(&room_join(&secrets(), &j, &BbbRoomConfig::default(), "http://gw"));
+        assert_eq!(p["password"], "att");
+        assert_eq!(p["role"], "VIEWER");
+        assert!(!p.contains_key("guest"));
+        assert!(!p.contains_key("joinViaHtml5"));
     }
 
     #[test]
@@ -255,6 +306,9 @@ mod tests {
         };
         let p = params(&call_join(&secrets(), &j, "http://gw"));
         assert_eq!(p["password"], "mod");
+        assert_eq!(p["role"], "MODERATOR");
+        assert!(!p.contains_key("guest"));
+        assert!(!p.contains_key("joinViaHtml5"));
         assert_eq!(p["userdata-bbb_auto_share_webcam"], "true");
         assert_eq!(p["userdata-bbb_listen_only_mode"], "false");
         assert_eq!(p["userdata-bbb_auto_swap_layout"], "true");

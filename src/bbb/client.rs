@@ -119,7 +119,18 @@ impl BbbClient {
         query: &str,
         body: Option<String>,
     ) -> Result<Bytes, BbbError> {
-        let url = server.url_for(call, query);
+        self.fetch_url(server, call, server.url_for(call, query), body)
+            .await
+    }
+
+    /// GET (or POST with an XML body) of `url`, metered as `call` of `server`.
+    async fn fetch_url(
+        &self,
+        server: &Endpoint,
+        call: &str,
+        url: String,
+        body: Option<String>,
+    ) -> Result<Bytes, BbbError> {
         let started = Instant::now();
         let request = async {
             let mut response = match body {
@@ -230,25 +241,117 @@ impl BbbClient {
         Ok(xml::parse_is_meeting_running(&bytes)?.1)
     }
 
-    /// `getRecordings` for one meeting, in any state.
+    /// `getRecordings` for one meeting, in any state, page by page ([`RECORDINGS_PAGE`] per
+    /// page, at most [`MAX_RECORDING_PAGES`] pages).
     pub async fn get_recordings(
         &self,
         server: &Endpoint,
         meeting_id: &str,
     ) -> Result<Vec<Recording>, BbbError> {
-        let query = QueryBuilder::new()
-            .text("meetingID", meeting_id)
-            .text("state", "any")
-            .finish();
-        let bytes = self.fetch(server, "getRecordings", &query, None).await?;
-        let (status, recordings) = xml::parse_recordings(&bytes)?;
+        let mut pages = RecordingPages::default();
+        loop {
+            let query = recordings_query(meeting_id, pages.offset());
+            let bytes = self.fetch(server, "getRecordings", &query, None).await?;
+            let (status, page) = xml::parse_recordings(&bytes)?;
+            if !status.is_success() {
+                return Err(BbbError::Failed {
+                    key: status.message_key,
+                    message: status.message,
+                });
+            }
+            match pages.add(page) {
+                NextPage::Fetch => {}
+                NextPage::Done => return Ok(pages.into_recordings()),
+                NextPage::Truncated => {
+                    log::warn!(
+                        "bbb: server={} getRecordings of {meeting_id}: stopped after {MAX_RECORDING_PAGES} pages",
+                        server.id
+                    );
+                    return Ok(pages.into_recordings());
+                }
+            }
+        }
+    }
+
+    /// The server's version from its index `GET {url}api` (no checksum): `bbbVersion`, else
+    /// `apiVersion`; `None` when it names neither.
+    pub async fn version(&self, server: &Endpoint) -> Result<Option<String>, BbbError> {
+        let bytes = self
+            .fetch_url(server, "version", format!("{}api", server.url), None)
+            .await?;
+        let (status, version) = xml::parse_version(&bytes)?;
         if !status.is_success() {
             return Err(BbbError::Failed {
                 key: status.message_key,
                 message: status.message,
             });
         }
-        Ok(recordings)
+        Ok(version)
+    }
+}
+
+/// Recordings asked per `getRecordings` page (BBB 2.6+ allows 1 to 100).
+pub const RECORDINGS_PAGE: usize = 100;
+
+/// Pages asked per server at most (5,000 recordings of one meeting).
+pub const MAX_RECORDING_PAGES: usize = 50;
+
+/// The query of one `getRecordings` page.
+pub fn recordings_query(meeting_id: &str, offset: usize) -> String {
+    QueryBuilder::new()
+        .text("meetingID", meeting_id)
+        .text("state", "any")
+        .text("offset", &offset.to_string())
+        .text("limit", &RECORDINGS_PAGE.to_string())
+        .finish()
+}
+
+/// What to do after a page of recordings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NextPage {
+    Fetch,
+    Done,
+    /// [`MAX_RECORDING_PAGES`] reached while pages were still full.
+    Truncated,
+}
+
+/// Pages of `getRecordings` gathered so far: follows pages until one comes back short. A
+/// server that ignores paging (before BBB 2.6) answers everything at once, with more than a
+/// page or only recordings already seen: that ends the walk too.
+#[derive(Debug, Default)]
+pub struct RecordingPages {
+    pages: usize,
+    recordings: Vec<Recording>,
+    seen: std::collections::HashSet<String>,
+}
+
+impl RecordingPages {
+    /// The offset of the next page to ask for.
+    pub fn offset(&self) -> usize {
+        self.pages * RECORDINGS_PAGE
+    }
+
+    pub fn add(&mut self, page: Vec<Recording>) -> NextPage {
+        self.pages += 1;
+        let len = page.len();
+        let mut new = 0;
+        for recording in page {
+            if self.seen.insert(recording.record_id.clone()) {
+                new += 1;
+                self.recordings.push(recording);
+            }
+        }
+        if len != RECORDINGS_PAGE || new == 0 {
+            NextPage::Done
+        } else if self.pages >= MAX_RECORDING_PAGES {
+            NextPage::Truncated
+        } else {
+            NextPage::Fetch
+        }
+    }
+
+    pub fn into_recordings(self) -> Vec<Recording> {
+        self.recordings
     }
 }
 
@@ -305,5 +408,66 @@ mod tests {
         std::fs::write(&path, "nothing here").unwrap();
         assert!(tls_config(path.to_str().unwrap()).is_err());
         assert!(tls_config("").is_ok());
+    }
+
+    fn recs(from: usize, n: usize) -> Vec<Recording> {
+        (from..from + n)
+            .map(|i| Recording {
+                record_id: format!("r{i}"),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recordings_query_asks_one_page_from_an_offset() {
+        assert_eq!(
+            recordings_query("m~1", 200),
+            "meetingID=m~1&state=any&offset=200&limit=100"
+        );
+    }
+
+    #[test]
+    fn pages_are_followed_until_one_comes_back_short() {
+        let mut pages = RecordingPages::default();
+        assert_eq!(pages.offset(), 0);
+        assert_eq!(pages.add(recs(0, 100)), NextPage::Fetch);
+        assert_eq!(pages.offset(), 100);
+        assert_eq!(pages.add(recs(100, 100)), NextPage::Fetch);
+        assert_eq!(pages.add(recs(200, 50)), NextPage::Done);
+        let all = pages.into_recordings();
+        assert_eq!(all.len(), 250);
+        assert_eq!(all[249].record_id, "r249");
+    }
+
+    #[test]
+    fn an_exact_multiple_ends_with_an_empty_page() {
+        let mut pages = RecordingPages::default();
+        assert_eq!(pages.add(recs(0, 100)), NextPage::Fetch);
+        assert_eq!(pages.add(Vec::new()), NextPage::Done);
+        assert_eq!(pages.into_recordings().len(), 100);
+    }
+
+    #[test]
+    fn at_most_fifty_pages_are_asked() {
+        let mut pages = RecordingPages::default();
+        for page in 0..MAX_RECORDING_PAGES - 1 {
+            assert_eq!(pages.add(recs(page * 100, 100)), NextPage::Fetch);
+        }
+        assert_eq!(pages.add(recs(4900, 100)), NextPage::Truncated);
+        assert_eq!(pages.into_recordings().len(), 5000);
+    }
+
+    #[test]
+    fn a_server_that_ignores_paging_is_asked_once() {
+        // Before 2.6 BBB answers every recording whatever offset and limit say.
+        let mut pages = RecordingPages::default();
+        assert_eq!(pages.add(recs(0, 150)), NextPage::Done);
+        assert_eq!(pages.into_recordings().len(), 150);
+        // Exactly a page's worth, twice the same: the repeat ends it, without duplicates.
+        let mut pages = RecordingPages::default();
+        assert_eq!(pages.add(recs(0, 100)), NextPage::Fetch);
+        assert_eq!(pages.add(recs(0, 100)), NextPage::Done);
+        assert_eq!(pages.into_recordings().len(), 100);
     }
 }

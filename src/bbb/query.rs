@@ -1,12 +1,38 @@
 //! BBB API query strings: form-encoding in insertion order, signed URLs, and checksum stripping.
 //!
 //! The bytes that are signed are exactly the bytes that are sent: the query is built once as a
-//! string and reused both for the checksum and for the URL.
+//! string and reused both for the checksum and for the URL. Only the RFC 3986 unreserved
+//! characters (`A-Z a-z 0-9 - . _ ~`) are left as they are, so no client or proxy that
+//! normalises percent-encodings (`%7E` to `~`, as Python's `requests` does) can change them.
 
 use super::checksum::{checksum, ChecksumAlgorithm};
-use url::form_urlencoded::byte_serialize;
 
-/// Builds an `application/x-www-form-urlencoded` query (space as `+`), keys in insertion order.
+/// Appends `text` encoded as Python's `urlencode` does: RFC 3986 unreserved bytes as they are,
+/// space as `+`, every other byte as `%XX` (upper-case hex).
+pub fn encode_into(out: &mut String, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in text.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(char::from(b)),
+            b' ' => out.push('+'),
+            _ => {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0x0f)]));
+            }
+        }
+    }
+}
+
+/// `text` encoded by [`encode_into`].
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    encode_into(&mut out, text);
+    out
+}
+
+/// Builds an `application/x-www-form-urlencoded` query (space as `+`, RFC 3986 unreserved
+/// characters unencoded), keys in insertion order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QueryBuilder {
     query: String,
@@ -22,9 +48,9 @@ impl QueryBuilder {
         if !self.query.is_empty() {
             self.query.push('&');
         }
-        self.query.extend(byte_serialize(key.as_bytes()));
+        encode_into(&mut self.query, key);
         self.query.push('=');
-        self.query.extend(byte_serialize(value.as_bytes()));
+        encode_into(&mut self.query, value);
         self
     }
 
@@ -144,14 +170,52 @@ mod tests {
             .text("userdata-bbb_custom_style_url", "http://h:1/_bbb.css?a=b")
             .text("name", "Café – Raum")
             .text("empty", "")
-            .text("safe", "a-b_c.d*e")
+            .text("safe", "a-b_c.d~e")
+            .text("reserved", "*!'()~")
             .finish();
         assert_eq!(
             q,
             "fullName=Ada+Lovelace+%26+Co+%3D+100%25\
              &userdata-bbb_custom_style_url=http%3A%2F%2Fh%3A1%2F_bbb.css%3Fa%3Db\
-             &name=Caf%C3%A9+%E2%80%93+Raum&empty=&safe=a-b_c.d*e"
+             &name=Caf%C3%A9+%E2%80%93+Raum&empty=&safe=a-b_c.d~e&reserved=%2A%21%27%28%29~"
         );
+    }
+
+    #[test]
+    fn only_rfc3986_unreserved_bytes_stay_unencoded() {
+        for b in 0u8..=127 {
+            let c = char::from(b);
+            let encoded = encode(&c.to_string());
+            let unreserved = c.is_ascii_alphanumeric() || "-._~".contains(c);
+            if unreserved {
+                assert_eq!(encoded, c.to_string());
+            } else if c == ' ' {
+                assert_eq!(encoded, "+");
+            } else {
+                assert_eq!(encoded, format!("%{b:02X}"), "byte {b}");
+            }
+        }
+        assert_eq!(encode("ä~"), "%C3%A4~");
+    }
+
+    #[test]
+    fn encoding_decodes_back_to_the_text() {
+        let text = "Ann ~ O'Neil & \"Bob\" / 100% + ünïcödé 🎉";
+        let q = QueryBuilder::new().text("fullName", text).finish();
+        let decoded: Vec<(String, String)> = url::form_urlencoded::parse(q.as_bytes()).into_owned().collect();
+        assert_eq!(decoded, vec![("fullName".to_string(), text.to_string())]);
+    }
+
+    #[test]
+    fn normalising_percent_encodings_of_unreserved_characters_changes_nothing() {
+        // What a normalising client does to a URL: decode %XX of unreserved characters.
+        let q = QueryBuilder::new().text("fullName", "a~b-c.d_e").finish();
+        let normalised = q
+            .replace("%7E", "~")
+            .replace("%2D", "-")
+            .replace("%2E", ".")
+            .replace("%5F", "_");
+        assert_eq!(normalised, q);
     }
 
     #[test]

@@ -384,6 +384,16 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// The version index `GET {url}api`: `bbbVersion` (BBB 2.6+ on most installs), else
+/// `apiVersion` (always `2.0` on 2.x and 3.x servers, so a poor fallback), else `None`.
+pub fn parse_version(xml: &[u8]) -> Result<(Status, Option<String>), XmlError> {
+    let root = parse_document(xml)?;
+    let status = status_of(&root)?;
+    let version = non_empty(root.child_text("bbbVersion").map(str::trim))
+        .or_else(|| non_empty(root.child_text("apiVersion").map(str::trim)));
+    Ok((status, version))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
@@ -1168,5 +1178,30 @@ mod tests {
             parse_recordings(cut.as_bytes()),
             Err(XmlError::Malformed(_))
         ));
+    }
+
+    // ---- version index ----
+
+    #[test]
+    fn version_of_a_bbb_3_0_index_is_its_bbb_version() {
+        let xml = b"<response>\n  <returncode>SUCCESS</returncode>\n  <version>2.0</version>\n  \
+            <apiVersion>2.0</apiVersion>\n  <bbbVersion>3.0.12</bbbVersion>\n  \
+            <graphqlWebsocketUrl>wss://bbb.example.org/graphql</graphqlWebsocketUrl>\n</response>";
+        let (status, version) = parse_version(xml).unwrap();
+        assert!(status.is_success());
+        assert_eq!(version.as_deref(), Some("3.0.12"));
+    }
+
+    #[test]
+    fn version_without_bbb_version_falls_back_to_api_version() {
+        let xml = b"<response>\n<returncode>SUCCESS</returncode>\n<version>2.0</version>\n<apiVersion>2.0</apiVersion>\n</response>";
+        assert_eq!(parse_version(xml).unwrap().1.as_deref(), Some("2.0"));
+        let xml = b"<response><returncode>SUCCESS</returncode><bbbVersion> </bbbVersion></response>";
+        assert_eq!(parse_version(xml).unwrap().1, None);
+    }
+
+    #[test]
+    fn version_of_an_html_page_is_an_error() {
+        assert!(parse_version(b"<html><body>Welcome to nginx</body></html>").is_err());
     }
 }

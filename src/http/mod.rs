@@ -6,6 +6,7 @@ use actix_web::{web, HttpResponse};
 
 use serde_json::json;
 
+use crate::balancer::callback::Verdict;
 use crate::balancer::{ListServers, MeetingEnded};
 use crate::registry::GetCounts;
 use crate::services::Services;
@@ -50,12 +51,19 @@ fn not_ready(reason: &str) -> HttpResponse {
     HttpResponse::ServiceUnavailable().json(json!({"ready": false, "reason": reason}))
 }
 
-/// BBB's end callback (`meta_endCallbackUrl`): the meeting is gone, so its next join creates it.
+/// BBB's end callback (`meetingEndedURL`, GET or POST): a forged token is 403 and changes
+/// nothing; a genuine one is 200, and for the meeting's current incarnation the gateway forgets
+/// that the meeting runs.
 async fn meeting_ended(path: web::Path<(String, String)>, services: web::Data<Services>) -> HttpResponse {
     let (meeting_id, token) = path.into_inner();
     match services.balancer.send(MeetingEnded { meeting_id, token }).await {
-        Ok(true) => HttpResponse::Ok().finish(),
-        Ok(false) => HttpResponse::NotFound().finish(),
+        Ok(verdict) => {
+            services.metrics.end_callback(verdict.as_str());
+            match verdict {
+                Verdict::Forged => HttpResponse::Forbidden().finish(),
+                Verdict::Ended | Verdict::Stale => HttpResponse::Ok().finish(),
+            }
+        }
         Err(_) => HttpResponse::InternalServerError().finish(),
     }
 }

@@ -21,14 +21,18 @@ pub struct MeetingRecord {
     pub server: Option<ServerId>,
     pub voice_bridge: Option<String>,
     pub guest_policy: String,
+    /// Nonce of the meeting's current incarnation on BBB: part of its end-callback token
+    /// (`balancer::callback`); empty in records from before it existed.
+    pub incarnation: String,
 }
 
 pub fn save(conn: &Connection, m: &MeetingRecord) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO meetings (key, meeting_id, attendee_pw, moderator_pw, server, voice_bridge, guest_policy, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO meetings (key, meeting_id, attendee_pw, moderator_pw, server, voice_bridge, guest_policy, updated_at, incarnation)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT(key) DO UPDATE SET server = excluded.server, voice_bridge = excluded.voice_bridge,
-             guest_policy = excluded.guest_policy, updated_at = excluded.updated_at",
+             guest_policy = excluded.guest_policy, updated_at = excluded.updated_at,
+             incarnation = excluded.incarnation",
     )?
     .execute(params![
         m.key,
@@ -38,14 +42,15 @@ pub fn save(conn: &Connection, m: &MeetingRecord) -> rusqlite::Result<()> {
         m.server.as_ref().map(ServerId::as_str),
         m.voice_bridge,
         m.guest_policy,
-        chrono::Utc::now().to_rfc3339()
+        chrono::Utc::now().to_rfc3339(),
+        m.incarnation
     ])?;
     Ok(())
 }
 
 pub fn all(conn: &Connection) -> rusqlite::Result<Vec<MeetingRecord>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT key, meeting_id, attendee_pw, moderator_pw, server, voice_bridge, guest_policy FROM meetings",
+        "SELECT key, meeting_id, attendee_pw, moderator_pw, server, voice_bridge, guest_policy, incarnation FROM meetings",
     )?;
     let rows = stmt.query_map([], |row| {
         Ok(MeetingRecord {
@@ -58,6 +63,7 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<MeetingRecord>> {
             server: row.get::<_, Option<String>>(4)?.map(ServerId),
             voice_bridge: row.get(5)?,
             guest_policy: row.get(6)?,
+            incarnation: row.get(7)?,
         })
     })?;
     rows.collect()

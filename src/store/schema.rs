@@ -102,6 +102,8 @@ const MIGRATIONS: &[&str] = &[
         probed_at   TEXT NOT NULL,
         payload     BLOB
      );",
+    // 6: the incarnation nonce of each meeting record (end-callback tokens)
+    "ALTER TABLE meetings ADD COLUMN incarnation TEXT NOT NULL DEFAULT '';",
 ];
 
 /// Brings the database to the newest schema, one transaction per migration.
@@ -168,5 +170,24 @@ mod tests {
             )
             .unwrap();
         assert_eq!((hidden, last_login), (0, None), "memberships stay visible");
+    }
+
+    #[test]
+    fn meeting_records_from_before_incarnations_migrate_with_an_empty_one() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, 3).unwrap();
+        conn.execute(
+            "INSERT INTO meetings (key, meeting_id, attendee_pw, moderator_pw, server, voice_bridge, guest_policy, updated_at)
+             VALUES ('room/w/old', 'mid-old', 'a', 'm', 's1', NULL, 'ALWAYS_ACCEPT', 'x')",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version as usize, latest_version());
+        let all = super::super::meetings::all(&conn).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].key, "room/w/old");
+        assert_eq!(all[0].incarnation, "");
     }
 }

@@ -141,10 +141,12 @@ async fn meetings_and_overrides_round_trip(store: Store) {
         server: Some(ServerId::new("s1")),
         voice_bridge: Some("12345".into()),
         guest_policy: "ALWAYS_ACCEPT".into(),
+        incarnation: "inc1".into(),
     };
     store.save_meeting(record.clone()).await.unwrap();
     let moved = MeetingRecord {
         server: Some(ServerId::new("s2")),
+        incarnation: "inc2".into(),
         ..record
     };
     store.save_meeting(moved.clone()).await.unwrap();
