@@ -10,15 +10,21 @@ use super::checksum::{checksum, ChecksumAlgorithm};
 /// Appends `text` encoded as Python's `urlencode` does: RFC 3986 unreserved bytes as they are,
 /// space as `+`, every other byte as `%XX` (upper-case hex).
 pub fn encode_into(out: &mut String, text: &str) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    fn hex(nibble: u8) -> char {
+        char::from(if nibble < 10 {
+            b'0' + nibble
+        } else {
+            b'A' + nibble - 10
+        })
+    }
     for &b in text.as_bytes() {
         match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(char::from(b)),
             b' ' => out.push('+'),
             _ => {
                 out.push('%');
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 0x0f)]));
+                out.push(hex(b >> 4));
+                out.push(hex(b & 0x0f));
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The simulator's control and inspection endpoints for tests and benchmarks: stats, fault
-//! modes, meeting details, ending without a checksum, and the fake playback pages.
+//! modes, meeting details, ending without a checksum, everyone leaving, adding recordings, the
+//! version and expiry settings, and the fake playback pages.
 
 use super::*;
 
@@ -21,6 +22,9 @@ pub(super) async fn stats(state: web::Data<SimulatorState>) -> HttpResponse {
                 "ends_total": data.ends_total,
                 "creates": data.creates,
                 "max_concurrent_creates": data.max_concurrent_creates,
+                "recordings": data.recordings.len(),
+                "bbb_version": data.version(),
+                "empty_meeting_expiry_ms": data.empty_expiry_ms,
                 "fault": instance.fault(),
             }),
         );
@@ -114,13 +118,119 @@ pub(super) async fn end_without_checksum(req: HttpRequest, state: web::Data<Simu
         return not_found("unknown instance");
     };
     let ended = instance.data().end(meeting_id, now_ms(), &state.public_url);
-    if let Some(callback) = ended {
-        notify_end(callback, meeting_id).await;
+    if let Some(callbacks) = ended {
+        notify_end(callbacks).await;
         log::info!("simulator[{name}]: ended meeting {meeting_id} (test route)");
         HttpResponse::Ok().json(serde_json::json!({ "ended": true }))
     } else {
         not_found("unknown meeting")
     }
+}
+
+pub(super) async fn leave_all(req: HttpRequest, state: web::Data<SimulatorState>) -> HttpResponse {
+    let name = instance_name(&req);
+    let meeting_id = req.match_info().get("meeting_id").unwrap_or_default();
+    let Some(instance) = state.existing_instance(name) else {
+        return not_found("unknown instance");
+    };
+    if instance.data().leave_all(meeting_id, now_ms()) {
+        log::info!("simulator[{name}]: everyone left meeting {meeting_id}");
+        HttpResponse::Ok().json(serde_json::json!({ "left": true }))
+    } else {
+        not_found("unknown meeting")
+    }
+}
+
+/// Most recordings one request may add.
+const MAX_ADDED_RECORDINGS: usize = 10_000;
+
+#[derive(Deserialize)]
+pub(super) struct AddRecordings {
+    count: usize,
+}
+
+pub(super) async fn add_recordings(
+    req: HttpRequest,
+    body: web::Json<AddRecordings>,
+    state: web::Data<SimulatorState>,
+) -> HttpResponse {
+    let name = instance_name(&req);
+    let meeting_id = req.match_info().get("meeting_id").unwrap_or_default();
+    if body.count > MAX_ADDED_RECORDINGS || meeting_id.is_empty() {
+        return HttpResponse::BadRequest().json(serde_json::json!({ "error": "count is at most 10000" }));
+    }
+    let Some(instance) = state.instance(name) else {
+        return not_found("unknown instance");
+    };
+    let total = instance
+        .data()
+        .add_recordings(meeting_id, body.count, now_ms(), &state.public_url);
+    HttpResponse::Ok().json(serde_json::json!({ "meetingID": meeting_id, "recordings": total }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConfigRequest {
+    bbb_version: Option<String>,
+    empty_meeting_expiry_ms: Option<u64>,
+}
+
+fn config_json(name: &str, data: &InstanceData) -> serde_json::Value {
+    serde_json::json!({
+        "instance": name,
+        "bbb_version": data.version(),
+        "empty_meeting_expiry_ms": data.empty_expiry_ms,
+    })
+}
+
+pub(super) async fn get_config(req: HttpRequest, state: web::Data<SimulatorState>) -> HttpResponse {
+    let name = instance_name(&req);
+    let Some(instance) = state.instance(name) else {
+        return not_found("unknown instance");
+    };
+    let body = config_json(name, &instance.data());
+    HttpResponse::Ok().json(body)
+}
+
+pub(super) async fn set_config(
+    req: HttpRequest,
+    body: web::Json<ConfigRequest>,
+    state: web::Data<SimulatorState>,
+) -> HttpResponse {
+    let name = instance_name(&req);
+    let Some(instance) = state.instance(name) else {
+        return not_found("unknown instance");
+    };
+    let body = body.into_inner();
+    if let Some(v) = &body.bbb_version {
+        let valid = (1..=32).contains(&v.len())
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        if !valid {
+            return HttpResponse::BadRequest()
+                .json(serde_json::json!({ "error": "bbb_version: 1 to 32 of [A-Za-z0-9.-]" }));
+        }
+    }
+    let (answer, expiry) = {
+        let mut data = instance.data();
+        if let Some(v) = body.bbb_version {
+            data.bbb_version = Some(v);
+        }
+        if let Some(ms) = body.empty_meeting_expiry_ms {
+            data.empty_expiry_ms = ms;
+            // Meetings already empty count from now.
+            let now = now_ms();
+            for m in data.meetings.values_mut().filter(|m| m.attendees.is_empty()) {
+                m.empty_since_ms = Some(m.empty_since_ms.map_or(now, |t| t.max(now)));
+            }
+        }
+        (config_json(name, &data), data.empty_expiry_ms)
+    };
+    if expiry > 0 {
+        start_expiry(&instance, name.to_string(), state.public_url.clone());
+    }
+    log::info!("simulator[{name}]: config {answer}");
+    HttpResponse::Ok().json(answer)
 }
 
 pub(super) async fn playback(req: HttpRequest) -> HttpResponse {

@@ -7,6 +7,10 @@
 //! - `GET /stats`: per-instance call counters as JSON.
 //! - `GET /{instance}/meetings/{meetingID}`: what the last create and every join received (JSON).
 //! - `POST /{instance}/meetings/{meetingID}/end`: ends a meeting without a checksum.
+//! - `POST /{instance}/meetings/{meetingID}/leave`: everyone leaves (the meeting stays, empty).
+//! - `POST /{instance}/meetings/{meetingID}/recordings` `{"count": N}`: adds N recordings.
+//! - `GET|POST /{instance}/config` `{"bbb_version"?, "empty_meeting_expiry_ms"?}`: the version
+//!   the instance pretends to be, and after how long an empty meeting expires (0 = never).
 //! - `POST /{instance}/fault` `{"mode": ...}`: makes the instance misbehave (see [`FaultMode`]).
 //! - `GET /playback/...`: small pages served behind the URLs of simulated recordings.
 //!
@@ -17,12 +21,15 @@ mod control;
 mod model;
 mod render;
 
-use control::{end_without_checksum, meeting_details, playback, set_fault, stats};
+use control::{
+    add_recordings, end_without_checksum, get_config, leave_all, meeting_details, playback, set_config,
+    set_fault, stats,
+};
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -93,6 +100,8 @@ impl FaultMode {
 struct Instance {
     data: Mutex<InstanceData>,
     fault: AtomicU8,
+    /// Whether the expiry task of this instance runs.
+    sweeping: AtomicBool,
 }
 
 impl Instance {
@@ -197,7 +206,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SimulatorState>)
             .route(
                 "/{instance}/meetings/{meeting_id}/end",
                 web::post().to(end_without_checksum),
-            ),
+            )
+            .route(
+                "/{instance}/meetings/{meeting_id}/leave",
+                web::post().to(leave_all),
+            )
+            .route(
+                "/{instance}/meetings/{meeting_id}/recordings",
+                web::post().to(add_recordings),
+            )
+            .route("/{instance}/config", web::get().to(get_config))
+            .route("/{instance}/config", web::post().to(set_config)),
     );
 }
 
@@ -265,10 +284,11 @@ async fn index(req: HttpRequest, state: web::Data<SimulatorState>) -> HttpRespon
     if let Some(forced) = apply_fault(&instance, name).await {
         return forced;
     }
+    let version = instance.data().version().to_string();
     let mut out = render::XmlOut::response("SUCCESS");
     out.el("version", "2.0")
         .el("apiVersion", "2.0")
-        .el("bbbVersion", "3.0.0-sim");
+        .el("bbbVersion", &version);
     xml(out.finish())
 }
 
@@ -307,8 +327,24 @@ async fn api(req: HttpRequest, body: Bytes, state: web::Data<SimulatorState>) ->
     }
     let params = Params::parse(&query);
     let method = req.method().as_str().to_string();
+    let behaviour = instance.data().behaviour();
+    let content_type = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if !body.is_empty() && behaviour.checks_content_type && !model::content_type_accepted(content_type) {
+        // BBB 2.6.18+ and 3.0 (ContentTypeConstraint): a body needs a supported type.
+        log::debug!("simulator[{name}]: {call} refused: Content-Type {content_type:?}");
+        return xml(render::failed(
+            "unsupportedContentType",
+            "POST request Content-Type is missing or unsupported",
+        ));
+    }
+    // A form body holds parameters, not a modules document.
+    let xml_body = content_type.is_none_or(|t| !t.to_ascii_lowercase().contains("form"));
+    let body: &[u8] = if xml_body { &body } else { &[] };
     match call {
-        "create" => create(&state, &instance, &name, params, method, &body).await,
+        "create" => create(&state, &instance, &name, params, method, body).await,
         "join" => join(&state, &instance, &name, &params, &method),
         "getMeetings" => {
             let data = instance.data();
@@ -317,7 +353,7 @@ async fn api(req: HttpRequest, body: Bytes, state: web::Data<SimulatorState>) ->
         "getMeetingInfo" => get_meeting_info(&instance, &params),
         "isMeetingRunning" => is_meeting_running(&instance, &params),
         "end" => end(&state, &instance, &name, &params).await,
-        _ => get_recordings(&instance, &params),
+        _ => get_recordings(&instance, &params, behaviour),
     }
 }
 
@@ -517,10 +553,10 @@ async fn end(state: &SimulatorState, instance: &Instance, name: &str, params: &P
         return missing_meeting_id();
     };
     let ended = instance.data().end(meeting_id, now_ms(), &state.public_url);
-    let Some(callback) = ended else {
+    let Some(callbacks) = ended else {
         return meeting_not_found();
     };
-    notify_end(callback, meeting_id).await;
+    notify_end(callbacks).await;
     log::info!("simulator[{name}]: ended meeting {meeting_id}");
     let mut out = render::XmlOut::response("SUCCESS");
     out.el("messageKey", "sentEndMeetingRequest").el(
@@ -531,32 +567,56 @@ async fn end(state: &SimulatorState, instance: &Instance, name: &str, params: &P
     xml(out.finish())
 }
 
-/// Calls a meeting's `meta_endCallbackUrl` as BBB does when a meeting ends (with `meetingID`
-/// appended). The simulator waits for it, so a test sees its effect as soon as `end` answers.
-async fn notify_end(callback: Option<String>, meeting_id: &str) {
-    let Some(url) = callback.filter(|u| u.starts_with("http://") || u.starts_with("https://")) else {
-        return;
-    };
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let query = crate::bbb::query::QueryBuilder::new()
-        .text("meetingID", meeting_id)
-        .flag("recordingmarks", false)
-        .finish();
-    let request = awc::Client::new()
-        .get(format!("{url}{separator}{query}"))
-        .timeout(std::time::Duration::from_secs(2))
-        .send();
-    match request.await {
-        Ok(response) => log::debug!("simulator: end callback answered {}", response.status()),
-        Err(e) => log::warn!("simulator: end callback failed: {e}"),
+/// Calls a meeting's end callbacks (GET) as BBB does when a meeting ends. The simulator waits
+/// for them, so a test sees their effect as soon as `end` answers.
+async fn notify_end(callbacks: Vec<String>) {
+    for url in callbacks {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            continue;
+        }
+        let request = awc::Client::new()
+            .get(url.as_str())
+            .timeout(std::time::Duration::from_secs(2))
+            .send();
+        match request.await {
+            Ok(response) => log::debug!("simulator: end callback answered {}", response.status()),
+            Err(e) => log::warn!("simulator: end callback failed: {e}"),
+        }
     }
+}
+
+/// Ends the meetings of `instance` that stayed empty too long, while expiry is configured.
+fn start_expiry(instance: &Arc<Instance>, name: String, public_url: String) {
+    if instance.sweeping.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let weak: Weak<Instance> = Arc::downgrade(instance);
+    actix_web::rt::spawn(async move {
+        loop {
+            let Some(instance) = weak.upgrade() else { return };
+            let expiry_ms = instance.data().empty_expiry_ms;
+            if expiry_ms == 0 {
+                instance.sweeping.store(false, Ordering::SeqCst);
+                return;
+            }
+            drop(instance);
+            actix_web::rt::time::sleep(Duration::from_millis((expiry_ms / 4).clamp(5, 1000))).await;
+            let Some(instance) = weak.upgrade() else { return };
+            let expired = instance.data().expire(now_ms(), &public_url);
+            drop(instance);
+            for (meeting_id, callbacks) in expired {
+                log::info!("simulator[{name}]: meeting {meeting_id} expired (empty)");
+                notify_end(callbacks).await;
+            }
+        }
+    });
 }
 
 fn comma_list(text: &str) -> Vec<&str> {
     text.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()
 }
 
-fn get_recordings(instance: &Instance, params: &Params) -> HttpResponse {
+fn get_recordings(instance: &Instance, params: &Params, behaviour: model::Behaviour) -> HttpResponse {
     let meeting_ids = params.non_empty("meetingID").map(comma_list);
     let record_ids = params.non_empty("recordID").map(comma_list);
     // BBB's default filter when no state is given.
@@ -567,7 +627,17 @@ fn get_recordings(instance: &Instance, params: &Params) -> HttpResponse {
     let list = instance
         .data()
         .recordings_for(meeting_ids.as_deref(), record_ids.as_deref(), &states);
-    xml(render::recordings(&list))
+    match model::recordings_page(params.get("offset"), params.get("limit")) {
+        None => xml(render::recordings(&list, None)),
+        Some((offset, limit)) => {
+            let page: Vec<_> = list.iter().skip(offset).take(limit).cloned().collect();
+            let total = render::Total {
+                elements: list.len(),
+                nested: behaviour.nested_pagination,
+            };
+            xml(render::recordings(&page, Some(total)))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -117,6 +117,10 @@ pub(crate) struct Meeting {
     pub(crate) first_create: CreateCall,
     pub(crate) last_create: CreateCall,
     pub(crate) joins: VecDeque<JoinCall>,
+    /// `meetingEndedURL` of the first create: called (GET, as given) when the meeting ends.
+    pub(crate) ended_url: Option<String>,
+    /// Since when nobody is in the meeting (from its creation, or since the last one left).
+    pub(crate) empty_since_ms: Option<i64>,
 }
 
 impl Meeting {
@@ -153,9 +157,82 @@ pub(crate) struct SimRecording {
     pub(crate) formats: Vec<(String, String)>,
 }
 
+/// The version a simulated server reports unless told otherwise.
+pub(crate) const DEFAULT_BBB_VERSION: &str = "3.0.0-sim";
+
+/// A version string's leading numbers: `2.7.10-rc1` is (2, 7, 10); missing parts are 0.
+pub(crate) fn version_numbers(version: &str) -> (u32, u32, u32) {
+    let mut parts = version.split('.').map(|p| {
+        let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().unwrap_or(0)
+    });
+    (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    )
+}
+
+/// What differs between the BBB versions the simulator can pretend to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Behaviour {
+    /// 2.6.18+ and 3.0: a request body needs a supported `Content-Type`.
+    pub(crate) checks_content_type: bool,
+    /// 3.0: paged `getRecordings` nest `totalElements` in `<pagination>` (2.6/2.7 put it
+    /// directly in `<response>`).
+    pub(crate) nested_pagination: bool,
+}
+
+impl Behaviour {
+    pub(crate) fn of(version: &str) -> Self {
+        let v = version_numbers(version);
+        Self {
+            checks_content_type: v >= (2, 6, 18),
+            nested_pagination: v >= (3, 0, 0),
+        }
+    }
+}
+
+/// Request bodies BBB accepts on `create` (the MIME type, parameters ignored).
+pub(crate) const CREATE_CONTENT_TYPES: [&str; 4] = [
+    "application/x-www-form-urlencoded",
+    "multipart/form-data",
+    "application/xml",
+    "text/xml",
+];
+
+/// Whether a request body with this `Content-Type` header may be sent to `create`.
+pub(crate) fn content_type_accepted(header: Option<&str>) -> bool {
+    let Some(header) = header else { return false };
+    let mime = header.split(';').next().unwrap_or_default().trim();
+    CREATE_CONTENT_TYPES.iter().any(|t| t.eq_ignore_ascii_case(mime))
+}
+
+/// What a `getRecordings` page holds: `offset` and `limit` as BBB 2.6+ reads them. `None`
+/// when neither is given (the answer is not paged).
+pub(crate) fn recordings_page(offset: Option<&str>, limit: Option<&str>) -> Option<(usize, usize)> {
+    if offset.is_none() && limit.is_none() {
+        return None;
+    }
+    let offset = offset.and_then(|o| o.trim().parse().ok()).unwrap_or(0);
+    let limit = limit
+        .and_then(|l| l.trim().parse::<usize>().ok())
+        .unwrap_or(MAX_RECORDINGS_LIMIT)
+        .clamp(1, MAX_RECORDINGS_LIMIT);
+    Some((offset, limit))
+}
+
+/// BBB's largest `getRecordings` page.
+pub(crate) const MAX_RECORDINGS_LIMIT: usize = 100;
+
 /// One simulated server's data; always accessed under its instance's mutex.
 #[derive(Debug, Default)]
 pub(crate) struct InstanceData {
+    /// The version the instance reports (`None`: [`DEFAULT_BBB_VERSION`]).
+    pub(crate) bbb_version: Option<String>,
+    /// A meeting nobody is in ends after this long (0: never), like BBB's
+    /// `meetingExpireIfNoUserJoinedInMinutes` / `meetingExpireWhenLastUserLeftInMinutes`.
+    pub(crate) empty_expiry_ms: u64,
     pub(crate) meetings: BTreeMap<String, Meeting>,
     pub(crate) recordings: Vec<SimRecording>,
     pub(crate) creates: BTreeMap<String, u64>,
@@ -212,6 +289,14 @@ fn metadata_of(params: &Params) -> Vec<(String, String)> {
 }
 
 impl InstanceData {
+    pub(crate) fn version(&self) -> &str {
+        self.bbb_version.as_deref().unwrap_or(DEFAULT_BBB_VERSION)
+    }
+
+    pub(crate) fn behaviour(&self) -> Behaviour {
+        Behaviour::of(self.version())
+    }
+
     /// Counts a create call on entry (before the artificial delay), for the stats.
     pub(crate) fn enter_create(&mut self, meeting_id: &str) {
         self.creates_total += 1;
@@ -277,6 +362,8 @@ impl InstanceData {
             metadata: metadata_of(params),
             attendees: Vec::new(),
             joined_users: HashSet::new(),
+            ended_url: params.non_empty("meetingEndedURL").map(str::to_string),
+            empty_since_ms: Some(now_ms),
             first_create: call.clone(),
             last_create: call,
             joins: VecDeque::new(),
@@ -324,6 +411,7 @@ impl InstanceData {
             None => meeting.attendees.push(attendee),
         }
         meeting.joined_users.insert(user_id.clone());
+        meeting.empty_since_ms = None;
         if meeting.joins.len() >= MAX_JOIN_RECORDS {
             meeting.joins.pop_front();
         }
@@ -344,15 +432,25 @@ impl InstanceData {
         }
     }
 
-    /// Removes a meeting; a recorded meeting that anyone joined leaves a published recording.
-    /// Ends a meeting: `None` when there is none, else its end callback URL (if it has one).
-    pub(crate) fn end(&mut self, meeting_id: &str, now_ms: i64, public_url: &str) -> Option<Option<String>> {
+    /// Ends a meeting: `None` when there is none, else the URLs BBB calls about it (GET):
+    /// its `meetingEndedURL` as given, and a `meta_endCallbackUrl` with `meetingID` and
+    /// `recordingmarks` appended. A recorded meeting that anyone joined leaves a recording.
+    pub(crate) fn end(&mut self, meeting_id: &str, now_ms: i64, public_url: &str) -> Option<Vec<String>> {
         let meeting = self.meetings.remove(meeting_id)?;
-        let callback = meeting
+        let mut callbacks: Vec<String> = meeting.ended_url.iter().cloned().collect();
+        if let Some(url) = meeting
             .metadata
             .iter()
             .find(|(k, _)| k == "endcallbackurl")
-            .map(|(_, v)| v.clone());
+            .map(|(_, v)| v.clone())
+        {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            let query = crate::bbb::query::QueryBuilder::new()
+                .text("meetingID", meeting_id)
+                .flag("recordingmarks", false)
+                .finish();
+            callbacks.push(format!("{url}{separator}{query}"));
+        }
         self.ends_total += 1;
         if meeting.record && meeting.has_user_joined() {
             let record_id = meeting.internal_id.clone();
@@ -363,16 +461,7 @@ impl InstanceData {
             ];
             metadata.extend(meeting.metadata.iter().cloned());
             self.recordings.push(SimRecording {
-                formats: vec![
-                    (
-                        "presentation".to_string(),
-                        format!("{public_url}/simulator/playback/presentation/2.3/{record_id}"),
-                    ),
-                    (
-                        "video".to_string(),
-                        format!("{public_url}/simulator/playback/video/{record_id}/video-0.m4v"),
-                    ),
-                ],
+                formats: playback_formats(public_url, &record_id),
                 record_id,
                 meeting_id: meeting.meeting_id,
                 name: meeting.name,
@@ -382,7 +471,76 @@ impl InstanceData {
                 metadata,
             });
         }
-        Some(callback)
+        Some(callbacks)
+    }
+
+    /// Everyone leaves the meeting (it stays, empty, until it expires or ends); `false` when
+    /// there is no such meeting.
+    pub(crate) fn leave_all(&mut self, meeting_id: &str, now_ms: i64) -> bool {
+        let Some(meeting) = self.meetings.get_mut(meeting_id) else {
+            return false;
+        };
+        meeting.attendees.clear();
+        meeting.empty_since_ms.get_or_insert(now_ms);
+        true
+    }
+
+    /// Ends every meeting that has been empty for `empty_expiry_ms`: (meetingID, callbacks).
+    pub(crate) fn expire(&mut self, now_ms: i64, public_url: &str) -> Vec<(String, Vec<String>)> {
+        if self.empty_expiry_ms == 0 {
+            return Vec::new();
+        }
+        let expiry = i64::try_from(self.empty_expiry_ms).unwrap_or(i64::MAX);
+        let due: Vec<String> = self
+            .meetings
+            .values()
+            .filter(|m| m.attendees.is_empty())
+            .filter(|m| {
+                m.empty_since_ms
+                    .is_some_and(|t| now_ms.saturating_sub(t) >= expiry)
+            })
+            .map(|m| m.meeting_id.clone())
+            .collect();
+        due.into_iter()
+            .filter_map(|id| {
+                let callbacks = self.end(&id, now_ms, public_url)?;
+                Some((id, callbacks))
+            })
+            .collect()
+    }
+
+    /// Adds `count` published recordings of `meeting_id` (test aid: many recordings of one
+    /// room), one minute apart, after any it already has. Returns how many it has now.
+    pub(crate) fn add_recordings(
+        &mut self,
+        meeting_id: &str,
+        count: usize,
+        now_ms: i64,
+        public_url: &str,
+    ) -> usize {
+        let hash = sha1_hex(meeting_id);
+        let existing = self
+            .recordings
+            .iter()
+            .filter(|r| r.meeting_id == meeting_id)
+            .count();
+        let start = now_ms - 3_600_000;
+        for i in existing..existing + count {
+            let offset = i64::try_from(i).unwrap_or(i64::MAX / 2).saturating_mul(60_000);
+            let start_time_ms = start.saturating_add(offset);
+            let record_id = format!("{hash}-{start_time_ms}");
+            self.recordings.push(SimRecording {
+                formats: playback_formats(public_url, &record_id),
+                record_id,
+                meeting_id: meeting_id.to_string(),
+                name: format!("Recording {}", i + 1),
+                start_time_ms,
+                end_time_ms: start_time_ms + 30_000,
+                participants: 1,
+                metadata: vec![("meetingId".to_string(), meeting_id.to_string())],
+            });
+        }
+        existing + count
     }
 
     /// Recordings of the given meetings (all when `None`), filtered by state (`any` = all).
@@ -401,5 +559,57 @@ impl InstanceData {
             .filter(|_| any_state || states.iter().any(|s| s.eq_ignore_ascii_case("published")))
             .cloned()
             .collect()
+    }
+}
+
+/// The playback formats of a simulated recording.
+fn playback_formats(public_url: &str, record_id: &str) -> Vec<(String, String)> {
+    vec![
+        (
+            "presentation".to_string(),
+            format!("{public_url}/simulator/playback/presentation/2.3/{record_id}"),
+        ),
+        (
+            "video".to_string(),
+            format!("{public_url}/simulator/playback/video/{record_id}/video-0.m4v"),
+        ),
+    ]
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_by_their_leading_numbers() {
+        assert_eq!(version_numbers("2.7.10-rc1"), (2, 7, 10));
+        assert_eq!(version_numbers("3.0"), (3, 0, 0));
+        assert_eq!(version_numbers("garbage"), (0, 0, 0));
+        assert!(!Behaviour::of("2.6.17").checks_content_type);
+        assert!(Behaviour::of("2.6.18").checks_content_type);
+        assert!(Behaviour::of("2.7.1").checks_content_type);
+        assert!(!Behaviour::of("2.7.1").nested_pagination);
+        assert!(Behaviour::of(DEFAULT_BBB_VERSION).nested_pagination);
+    }
+
+    #[test]
+    fn create_bodies_need_a_supported_content_type() {
+        assert!(content_type_accepted(Some("application/xml")));
+        assert!(content_type_accepted(Some("Text/XML; charset=utf-8")));
+        assert!(content_type_accepted(Some("application/x-www-form-urlencoded")));
+        assert!(!content_type_accepted(Some("text/plain")));
+        assert!(!content_type_accepted(Some("")));
+        assert!(!content_type_accepted(None));
+    }
+
+    #[test]
+    fn recordings_pages_follow_bbb_2_6() {
+        assert_eq!(recordings_page(None, None), None);
+        assert_eq!(recordings_page(None, Some("10")), Some((0, 10)));
+        assert_eq!(recordings_page(Some("20"), Some("10")), Some((20, 10)));
+        assert_eq!(recordings_page(Some("5"), None), Some((5, 100)));
+        assert_eq!(recordings_page(Some("x"), Some("1000")), Some((0, 100)));
+        assert_eq!(recordings_page(Some("0"), Some("0")), Some((0, 1)));
     }
 }

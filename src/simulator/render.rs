@@ -163,12 +163,43 @@ pub(crate) fn meetings<'a>(list: impl ExactSizeIterator<Item = &'a Meeting>) -> 
     out.finish()
 }
 
-pub(crate) fn recordings(list: &[SimRecording]) -> String {
+/// The total of a paged `getRecordings` answer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Total {
+    /// Recordings matching the request, on every page.
+    pub(crate) elements: usize,
+    /// 3.0 puts `totalElements` inside `<pagination>`, 2.6 and 2.7 directly in `<response>`.
+    pub(crate) nested: bool,
+}
+
+fn total(out: &mut XmlOut, total: Option<Total>) {
+    match total {
+        Some(Total {
+            elements,
+            nested: true,
+        }) => {
+            out.open("pagination")
+                .el_display("totalElements", elements)
+                .close("pagination");
+        }
+        Some(Total {
+            elements,
+            nested: false,
+        }) => {
+            out.el_display("totalElements", elements);
+        }
+        None => {}
+    }
+}
+
+/// `getRecordings`: one page (or everything, when `paged` is `None`).
+pub(crate) fn recordings(list: &[SimRecording], paged: Option<Total>) -> String {
     let mut out = XmlOut::response("SUCCESS");
     if list.is_empty() {
         out.el("recordings", "")
             .el("messageKey", "noRecordings")
             .el("message", "There are no recordings for the meeting(s).");
+        total(&mut out, paged);
         return out.finish();
     }
     out.open("recordings");
@@ -210,6 +241,7 @@ pub(crate) fn recordings(list: &[SimRecording]) -> String {
         out.close("playback").close("recording");
     }
     out.close("recordings");
+    total(&mut out, paged);
     out.finish()
 }
 

@@ -828,3 +828,273 @@ async fn close_fault_drops_the_connection_and_hang_fault_outlasts_a_client_timeo
     let mut resp = client.get(&call).send().await.unwrap();
     assert!(parse_status(&resp.body().await.unwrap()).unwrap().is_success());
 }
+
+// ---- BBB 2.6-3.0 behaviours: Content-Type, versions, paging, end callbacks, expiry ----
+
+const MODULES: &str =
+    "<modules><module name=\"presentation\"><document url=\"https://files.example/d.pdf\"/></module></modules>";
+
+fn post_create(meeting_id: &str, content_type: Option<&str>) -> actix_http::Request {
+    let mut req = test::TestRequest::post().uri(&uri(None, "create", &create_query(meeting_id, false)));
+    if let Some(t) = content_type {
+        req = req.insert_header(("content-type", t));
+    }
+    req.set_payload(MODULES).to_request()
+}
+
+#[actix_rt::test]
+async fn a_create_body_without_a_supported_content_type_is_refused_like_bbb_2_6_18() {
+    let st = state();
+    let app = app!(st);
+    for bad in [None, Some("text/plain"), Some("application/json")] {
+        let resp = test::call_and_read_body(&app, post_create("ct", bad)).await;
+        let status = parse_status(&resp).unwrap();
+        assert_eq!(status.returncode, "FAILED", "{bad:?}");
+        assert_eq!(status.message_key.as_deref(), Some("unsupportedContentType"));
+    }
+    assert_eq!(
+        json!(app, "/simulator/stats")["instances"]["default"]["meetings"],
+        0
+    );
+    let ok = test::call_and_read_body(&app, post_create("ct", Some("application/xml; charset=utf-8"))).await;
+    assert!(parse_status(&ok).unwrap().is_success());
+    let d = json!(app, "/simulator/default/meetings/ct");
+    assert_eq!(
+        d["create"]["presentation_urls"],
+        serde_json::json!(["https://files.example/d.pdf"])
+    );
+    // A GET create has no body and needs no Content-Type.
+    assert!(
+        parse_status(&get!(app, uri(None, "create", &create_query("ct2", false))))
+            .unwrap()
+            .is_success()
+    );
+}
+
+#[actix_rt::test]
+async fn an_older_version_takes_a_body_without_content_type_and_reports_its_version() {
+    let st = state();
+    let app = app!(st);
+    let resp = post_json!(
+        app,
+        "/simulator/default/config",
+        serde_json::json!({"bbb_version": "2.6.10"})
+    );
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = text(&get!(app, "/simulator/bigbluebutton/api"));
+    assert!(body.contains("<bbbVersion>2.6.10</bbbVersion>"), "{body}");
+    let resp = test::call_and_read_body(&app, post_create("old", None)).await;
+    assert!(parse_status(&resp).unwrap().is_success());
+    // Other instances keep the default.
+    let body = text(&get!(app, "/simulator/other/bigbluebutton/api"));
+    assert!(body.contains("<bbbVersion>3.0.0-sim</bbbVersion>"));
+    for bad in [
+        serde_json::json!({"bbb_version": "2.7 <x>"}),
+        serde_json::json!({"bbb_version": ""}),
+    ] {
+        let resp = post_json!(app, "/simulator/default/config", bad);
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    }
+    let resp = post_json!(
+        app,
+        "/simulator/default/config",
+        serde_json::json!({"unknown": 1})
+    );
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json!(app, "/simulator/default/config")["bbb_version"], "2.6.10");
+}
+
+fn recordings_query(meeting_id: &str, paging: &str) -> String {
+    let q = format!("meetingID={meeting_id}&state=any");
+    if paging.is_empty() {
+        q
+    } else {
+        format!("{q}&{paging}")
+    }
+}
+
+#[actix_rt::test]
+async fn get_recordings_pages_with_offset_and_limit() {
+    let st = state();
+    let app = app!(st);
+    let resp = post_json!(
+        app,
+        "/simulator/default/meetings/many/recordings",
+        serde_json::json!({"count": 250})
+    );
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut seen = Vec::new();
+    for (offset, expected) in [(0, 100), (100, 100), (200, 50), (250, 0)] {
+        let q = recordings_query("many", &format!("offset={offset}&limit=100"));
+        let body = get!(app, uri(None, "getRecordings", &q));
+        let (status, page) = parse_recordings(&body).unwrap();
+        assert!(status.is_success());
+        assert_eq!(page.len(), expected, "offset {offset}");
+        assert!(text(&body).contains("<totalElements>250</totalElements>"));
+        seen.extend(page.into_iter().map(|r| r.record_id));
+    }
+    let unique: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), 250);
+    // Unpaged: everything; limits beyond 100 are cut to 100.
+    let (_, all) = parse_recordings(&get!(
+        app,
+        uri(None, "getRecordings", &recordings_query("many", ""))
+    ))
+    .unwrap();
+    assert_eq!(all.len(), 250);
+    let (_, big) = parse_recordings(&get!(
+        app,
+        uri(None, "getRecordings", &recordings_query("many", "limit=1000"))
+    ))
+    .unwrap();
+    assert_eq!(big.len(), 100);
+    // 3.0 nests the total in <pagination>; 2.7 puts it in <response>.
+    let body = text(&get!(
+        app,
+        uri(None, "getRecordings", &recordings_query("many", "limit=5"))
+    ));
+    assert!(
+        body.contains("<pagination>\n<totalElements>250</totalElements>\n</pagination>"),
+        "{body}"
+    );
+    post_json!(
+        app,
+        "/simulator/default/config",
+        serde_json::json!({"bbb_version": "2.7.12"})
+    );
+    let body = text(&get!(
+        app,
+        uri(None, "getRecordings", &recordings_query("many", "limit=5"))
+    ));
+    assert!(!body.contains("<pagination>"));
+    assert!(
+        body.contains("</recordings>\n<totalElements>250</totalElements>"),
+        "{body}"
+    );
+}
+
+/// A simulator plus a `/hook/...` route that records every request it gets.
+async fn spawn_with_hook(state: web::Data<SimulatorState>) -> (String, Arc<Mutex<Vec<String>>>) {
+    let hits: Arc<Mutex<Vec<String>>> = Arc::default();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let recorded = hits.clone();
+    let server = actix_web::HttpServer::new(move || {
+        let state = state.clone();
+        let recorded = recorded.clone();
+        App::new().configure(move |cfg| configure(cfg, state)).route(
+            "/hook/{tail:.*}",
+            web::to(move |req: HttpRequest| {
+                let recorded = recorded.clone();
+                async move {
+                    recorded
+                        .lock()
+                        .unwrap()
+                        .push(format!("{} {}", req.method(), req.uri()));
+                    HttpResponse::Ok().finish()
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_rt::spawn(server);
+    (format!("http://127.0.0.1:{port}"), hits)
+}
+
+fn create_with_callbacks(meeting_id: &str, base: &str) -> String {
+    QueryBuilder::new()
+        .text("name", "Room")
+        .text("meetingID", meeting_id)
+        .text("attendeePW", "att-pw")
+        .text("moderatorPW", "mod-pw")
+        .text(
+            "meetingEndedURL",
+            &format!("{base}/hook/ended/{meeting_id}/tok.en"),
+        )
+        .finish()
+}
+
+#[actix_rt::test]
+async fn end_calls_the_meeting_ended_url_as_given() {
+    let st = state();
+    let (base, hits) = spawn_with_hook(st.clone()).await;
+    let client = awc::Client::default();
+    let create = format!(
+        "{base}{}",
+        uri(None, "create", &create_with_callbacks("e1", &base))
+    );
+    let body = client.get(create).send().await.unwrap().body().await.unwrap();
+    assert!(parse_status(&body).unwrap().is_success());
+    // The URL is not metadata: it is not shown by getMeetingInfo.
+    let info = client
+        .get(format!("{base}{}", uri(None, "getMeetingInfo", "meetingID=e1")))
+        .send()
+        .await
+        .unwrap()
+        .body()
+        .await
+        .unwrap();
+    assert!(!text(&info).contains("/hook/"));
+    assert!(hits.lock().unwrap().is_empty());
+    let end = format!("{base}{}", uri(None, "end", "meetingID=e1"));
+    let body = client.get(end).send().await.unwrap().body().await.unwrap();
+    assert!(parse_status(&body).unwrap().is_success());
+    assert_eq!(
+        *hits.lock().unwrap(),
+        vec!["GET /hook/ended/e1/tok.en".to_string()]
+    );
+}
+
+#[actix_rt::test]
+async fn an_empty_meeting_expires_and_calls_back_and_a_full_one_does_not() {
+    let st = state();
+    let (base, hits) = spawn_with_hook(st.clone()).await;
+    let client = awc::Client::default();
+    for id in ["empty", "full"] {
+        let create = format!("{base}{}", uri(None, "create", &create_with_callbacks(id, &base)));
+        client.get(create).send().await.unwrap().body().await.unwrap();
+    }
+    let join = format!(
+        "{base}{}",
+        uri(None, "join", &join_query("full", "Ann", "u1", "att-pw"))
+    );
+    client.get(join).send().await.unwrap().body().await.unwrap();
+    let resp = client
+        .post(format!("{base}/simulator/default/config"))
+        .send_json(&serde_json::json!({"empty_meeting_expiry_ms": 50}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while hits.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        *hits.lock().unwrap(),
+        vec!["GET /hook/ended/empty/tok.en".to_string()]
+    );
+    let running = |id: &str| {
+        let data = st.existing_instance("default").unwrap();
+        let has = data.data().meetings.contains_key(id);
+        has
+    };
+    assert!(!running("empty"));
+    assert!(running("full"));
+    // Everyone leaves: the second meeting expires too.
+    let resp = client
+        .post(format!("{base}/simulator/default/meetings/full/leave"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while hits.lock().unwrap().len() < 2 && std::time::Instant::now() < deadline {
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hits.lock().unwrap().len(), 2);
+    assert!(!running("full"));
+}
