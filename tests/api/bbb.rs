@@ -125,8 +125,7 @@ async fn create_and_join_send_the_spec_parameters() {
     let expected_join = [
         ("fullName", "Pat Params"),
         ("userID", user_id.as_str()),
-        ("joinViaHtml5", "true"),
-        ("guest", "false"),
+        ("role", "VIEWER"),
         ("userdata-bbb_show_public_chat_on_login", "false"),
         ("userdata-bbb_skip_check_audio", "true"),
         ("userdata-bbb_listen_only_mode", "true"),
@@ -137,6 +136,10 @@ async fn create_and_join_send_the_spec_parameters() {
     for (k, v) in expected_join {
         assert_eq!(join.get(k).map(String::as_str), Some(v), "join {k}: {url}");
     }
+    assert!(
+        !join.contains_key("joinViaHtml5") && !join.contains_key("guest"),
+        "{url}"
+    );
     assert_eq!(join["userdata-bbb_custom_style_url"], app.url("/_bbb.css"));
     assert!(join.contains_key("checksum"));
     let meeting_id = &join["meetingID"];
@@ -560,7 +563,7 @@ async fn with_create_reuse_joins_skip_create_until_bbb_reports_the_end() {
         "confirmed meetings skip create"
     );
     let sim = app.sim_meeting("default", &meeting_id).await.unwrap();
-    let callback = sim["create"]["params"]["meta_endCallbackUrl"]
+    let callback = sim["create"]["params"]["meetingEndedURL"]
         .as_str()
         .unwrap()
         .to_string();
@@ -568,7 +571,7 @@ async fn with_create_reuse_joins_skip_create_until_bbb_reports_the_end() {
 
     // A forged callback changes nothing.
     let forged = format!("/bbb/ended/{meeting_id}/00000000000000000000000000000000");
-    assert_eq!(app.get(&forged).await.0, 404);
+    assert_eq!(app.get(&forged).await.0, 403);
     url_of(&room_url(&mut ws, "stage").await);
     assert_eq!(app.sim_stats("default").await["creates"][&meeting_id], 1);
 

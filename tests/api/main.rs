@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod bbb;
+mod bbb_today;
 mod browser;
 mod chat;
 mod conversations;
