@@ -93,10 +93,6 @@ pub struct BbbSettings {
     /// Every create carries `meetingEndedURL` back to `public_url` (SPEC §6); false where BBB
     /// cannot reach `public_url`.
     pub end_callbacks: bool,
-    /// After BBB confirmed a meeting (a successful create, or a poll showing it running with
-    /// participants), joins within this many ms skip `create`. 0 = every join checks with
-    /// `create` (concurrent joins still share one). An addition to the spec's keys.
-    pub create_reuse_ms: u64,
     pub servers: Vec<ServerConfig>,
 }
 
@@ -109,7 +105,6 @@ impl Default for BbbSettings {
             healthy_after: 2,
             tls_ca_file: String::new(),
             end_callbacks: true,
-            create_reuse_ms: 0,
             servers: Vec::new(),
         }
     }

@@ -80,6 +80,7 @@ struct Inner {
     server_healthy: Family<ServerLabels, Gauge<i64, AtomicI64>>,
     end_callbacks: Family<OutcomeLabels, Counter>,
     server_version: Family<VersionLabels, Gauge>,
+    meetings_running: Gauge,
 }
 
 /// Handle to the process's metrics.
@@ -117,6 +118,7 @@ impl Metrics {
         let server_healthy = Family::<ServerLabels, Gauge<i64, AtomicI64>>::default();
         let end_callbacks = Family::<OutcomeLabels, Counter>::default();
         let server_version = Family::<VersionLabels, Gauge>::default();
+        let meetings_running = Gauge::default();
         registry.register("sockets_open", "Open WebSocket connections", sockets_open.clone());
         registry.register(
             "sessions_authenticated",
@@ -179,6 +181,11 @@ impl Metrics {
             "1 for the BBB version each server reports (empty when unknown)",
             server_version.clone(),
         );
+        registry.register(
+            "meetings_running",
+            "Meetings the gateway knows to be running on BBB (joins skip create)",
+            meetings_running.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             sockets_open,
@@ -195,6 +202,7 @@ impl Metrics {
             server_healthy,
             end_callbacks,
             server_version,
+            meetings_running,
         }))
     }
 
@@ -300,6 +308,10 @@ impl Metrics {
                 version: version.unwrap_or_default().to_string(),
             })
             .set(1);
+    }
+
+    pub fn set_meetings_running(&self, running: usize) {
+        self.0.meetings_running.set(running as i64);
     }
 
     /// The Prometheus text exposition of every metric.

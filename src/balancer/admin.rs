@@ -98,6 +98,7 @@ impl Handler<MoveRoom> for BbbBalancer {
         }
         let key = room_key(&msg.world, &msg.room);
         let (previous, record) = self.meetings.move_to(&key, msg.guest_policy, &msg.server);
+        self.metrics.set_meetings_running(self.meetings.running());
         self.pool.charge(&msg.server);
         let old_endpoint = previous.as_ref().and_then(|id| self.pool.endpoint(id));
         log::info!(

@@ -272,6 +272,7 @@ impl Handler<MeetingEnded> for BbbBalancer {
             &msg.token,
         );
         let (verdict, key) = self.meetings.ended(&msg.meeting_id, verified.as_deref());
+        self.metrics.set_meetings_running(self.meetings.running());
         match verdict {
             Verdict::Ended => log::info!("balancer: BBB reports {} ended", key.as_deref().unwrap_or("?")),
             Verdict::Stale => log::debug!("balancer: ignored a late end callback"),

@@ -3,9 +3,14 @@
 //! it answers [`Decision::Ready`] (sign now), [`Decision::Wait`] (a create is in flight) or
 //! [`Decision::Create`] (create on this server). Generic over the waiter type `W` so it can be
 //! tested without channels; the balancer uses oneshot senders.
+//!
+//! A meeting is known running from a successful create (SUCCESS or `duplicateWarning`) or a
+//! poll that lists it, until BBB says it ended: its end callback, or a poll that no longer lists
+//! it. Every state change takes a new number from the table's counter ([`MeetingTable::epoch`]);
+//! a poll only speaks for meetings whose state has not changed since it was sent, so a poll
+//! answered from before a create or an end cannot undo what that create or end said.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use rand::distributions::Alphanumeric;
 use rand::Rng;
@@ -22,24 +27,9 @@ const SECRET_LEN: usize = 32;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MeetingState {
     /// Not known to exist: the next join sends `create` (which BBB treats as idempotent).
-    Unconfirmed,
-    /// BBB confirmed it (create, or a poll listing it with participants); joins until then
-    /// skip `create` (`create_reuse_ms`).
-    ConfirmedUntil(Instant),
-}
-
-impl MeetingState {
-    fn confirmed_at(self, now: Instant) -> bool {
-        matches!(self, MeetingState::ConfirmedUntil(t) if t > now)
-    }
-
-    fn confirmed(reuse: Duration, now: Instant) -> Self {
-        if reuse.is_zero() {
-            MeetingState::Unconfirmed
-        } else {
-            MeetingState::ConfirmedUntil(now + reuse)
-        }
-    }
+    Unknown,
+    /// BBB has it and has not said it ended: joins skip `create` (with end callbacks).
+    Running,
 }
 
 /// One meeting of the table.
@@ -49,6 +39,8 @@ pub struct Meeting<W> {
     /// Whether the record changed since it was last saved.
     pub dirty: bool,
     pub state: MeetingState,
+    /// The table's [`MeetingTable::epoch`] at the last change of `state`.
+    changed: u64,
     /// Joins waiting for the one in-flight create, if any.
     waiters: Option<Vec<W>>,
 }
@@ -58,7 +50,8 @@ impl<W> Meeting<W> {
         Self {
             record,
             dirty,
-            state: MeetingState::Unconfirmed,
+            state: MeetingState::Unknown,
+            changed: 0,
             waiters: None,
         }
     }
@@ -127,14 +120,24 @@ fn random_secret() -> String {
 #[derive(Debug)]
 pub struct MeetingTable<W> {
     meetings: HashMap<String, Meeting<W>>,
+    /// Counts state changes (see the module docs).
+    epoch: u64,
 }
 
 impl<W> Default for MeetingTable<W> {
     fn default() -> Self {
         Self {
             meetings: HashMap::new(),
+            epoch: 0,
         }
     }
+}
+
+/// Sets a meeting's state, stamping it with the next epoch.
+fn set_state<W>(epoch: &mut u64, meeting: &mut Meeting<W>, state: MeetingState) {
+    *epoch += 1;
+    meeting.changed = *epoch;
+    meeting.state = state;
 }
 
 impl<W> MeetingTable<W> {
@@ -145,33 +148,44 @@ impl<W> MeetingTable<W> {
                 .into_iter()
                 .map(|record| (record.key.clone(), Meeting::new(record, false)))
                 .collect(),
+            epoch: 0,
         }
+    }
+
+    /// The current state counter: give it to a poll when it is sent ([`Self::polled`]).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     pub fn get(&self, key: &str) -> Option<&Meeting<W>> {
         self.meetings.get(key)
     }
 
-    fn entry(&mut self, key: &str, guest_policy: &str) -> &mut Meeting<W> {
-        self.meetings
+    fn entry<'a>(
+        meetings: &'a mut HashMap<String, Meeting<W>>,
+        key: &str,
+        guest_policy: &str,
+    ) -> &'a mut Meeting<W> {
+        meetings
             .entry(key.to_string())
             .or_insert_with(|| Meeting::new(new_record(key, guest_policy), true))
     }
 
     /// A join: ready, wait for the create in flight, or create — on the current server when
-    /// `usable` says so, else where `place` puts it (`place` gets the current server).
+    /// `usable` says so, else where `place` puts it (`place` gets the current server). With
+    /// `skip_running` (end callbacks on) a known-running meeting is ready without a create.
     pub fn join(
         &mut self,
         want: Want<'_>,
-        now: Instant,
+        skip_running: bool,
         waiter: W,
         usable: impl Fn(&ServerId) -> bool,
         place: impl FnOnce(Option<&ServerId>) -> Option<ServerId>,
     ) -> Decision {
-        let meeting = self.entry(want.key, want.guest_policy);
+        let meeting = Self::entry(&mut self.meetings, want.key, want.guest_policy);
         let current = meeting.record.server.clone().filter(|s| usable(s));
         if let Some(server) = &current {
-            if meeting.state.confirmed_at(now) {
+            if skip_running && meeting.state == MeetingState::Running {
                 return Decision::Ready {
                     server: server.clone(),
                     secrets: meeting.record.secrets.clone(),
@@ -190,7 +204,7 @@ impl<W> MeetingTable<W> {
             meeting.record.server = Some(on.clone());
             meeting.record.incarnation = callback::new_incarnation();
             meeting.dirty = true;
-            meeting.state = MeetingState::Unconfirmed;
+            set_state(&mut self.epoch, meeting, MeetingState::Unknown);
         }
         if meeting.record.incarnation.is_empty() {
             meeting.record.incarnation = callback::new_incarnation();
@@ -212,16 +226,9 @@ impl<W> MeetingTable<W> {
         }
     }
 
-    /// A create finished: `created` (BBB has the meeting), `saved` (the record was persisted
-    /// or needed no save). Returns the waiters to answer.
-    pub fn create_finished(
-        &mut self,
-        key: &str,
-        created: bool,
-        saved: bool,
-        reuse: Duration,
-        now: Instant,
-    ) -> Vec<W> {
+    /// A create finished: `created` (BBB has the meeting: SUCCESS or `duplicateWarning`),
+    /// `saved` (the record was persisted or needed no save). Returns the waiters to answer.
+    pub fn create_finished(&mut self, key: &str, created: bool, saved: bool) -> Vec<W> {
         let Some(meeting) = self.meetings.get_mut(key) else {
             return Vec::new();
         };
@@ -229,7 +236,7 @@ impl<W> MeetingTable<W> {
             meeting.dirty = false;
         }
         if created {
-            meeting.state = MeetingState::confirmed(reuse, now);
+            set_state(&mut self.epoch, meeting, MeetingState::Running);
         }
         meeting.waiters.take().unwrap_or_default()
     }
@@ -259,10 +266,10 @@ impl<W> MeetingTable<W> {
         guest_policy: &str,
         server: &ServerId,
     ) -> (Option<ServerId>, MeetingRecord) {
-        let meeting = self.entry(key, guest_policy);
+        let meeting = Self::entry(&mut self.meetings, key, guest_policy);
         let previous = meeting.record.server.replace(server.clone());
         meeting.record.incarnation = callback::new_incarnation();
-        meeting.state = MeetingState::Unconfirmed;
+        set_state(&mut self.epoch, meeting, MeetingState::Unknown);
         meeting.dirty = true;
         (previous, meeting.record.clone())
     }
@@ -274,22 +281,33 @@ impl<W> MeetingTable<W> {
         }
     }
 
-    /// A poll of `server` listed these running meetings (meeting id → participant count).
-    /// Meetings it lists with participants are confirmed for `reuse`; meetings it no longer
-    /// lists lose their confirmation. Meetings with a create in flight are left alone.
-    pub fn polled(&mut self, server: &ServerId, running: &HashMap<&str, u64>, reuse: Duration, now: Instant) {
+    /// A poll of `server`, sent at epoch `sent` (see [`Self::epoch`]), listed these meetings
+    /// (meeting id → participant count): the ones it lists are running, the ones it no longer
+    /// lists have ended. Meetings with a create in flight, or whose state changed since the poll
+    /// was sent, are left alone.
+    pub fn polled(&mut self, server: &ServerId, listed: &HashMap<&str, u64>, sent: u64) {
         for meeting in self.meetings.values_mut() {
-            if meeting.record.server.as_ref() != Some(server) || meeting.creating() {
+            if meeting.record.server.as_ref() != Some(server) || meeting.creating() || meeting.changed > sent
+            {
                 continue;
             }
-            match running.get(meeting.record.secrets.meeting_id.as_str()) {
-                Some(&participants) if participants > 0 && !reuse.is_zero() => {
-                    meeting.state = MeetingState::confirmed(reuse, now)
-                }
-                Some(_) => {}
-                None => meeting.state = MeetingState::Unconfirmed,
+            let state = if listed.contains_key(meeting.record.secrets.meeting_id.as_str()) {
+                MeetingState::Running
+            } else {
+                MeetingState::Unknown
+            };
+            if meeting.state != state {
+                set_state(&mut self.epoch, meeting, state);
             }
         }
+    }
+
+    /// How many meetings are known running.
+    pub fn running(&self) -> usize {
+        self.meetings
+            .values()
+            .filter(|m| m.state == MeetingState::Running)
+            .count()
     }
 
     /// BBB's end callback for `meeting_id`, whose token verified for incarnation `verified`
@@ -305,7 +323,7 @@ impl<W> MeetingTable<W> {
         let verdict = callback::judge(verified, current);
         match (verdict, meeting) {
             (Verdict::Ended, Some(meeting)) => {
-                meeting.state = MeetingState::Unconfirmed;
+                set_state(&mut self.epoch, meeting, MeetingState::Unknown);
                 meeting.record.incarnation = callback::new_incarnation();
                 meeting.dirty = true;
                 (verdict, Some(meeting.record.key.clone()))

@@ -20,7 +20,7 @@ pub mod strategy;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::Utc;
@@ -47,8 +47,6 @@ pub struct BalancerSettings {
     pub poll_interval: Duration,
     pub unhealthy_after: u32,
     pub healthy_after: u32,
-    /// After BBB confirmed a meeting, joins within this long skip `create`; zero = never skip.
-    pub create_reuse: Duration,
     /// How browsers reach the gateway (for the BBB client's stylesheet URL).
     pub public_url: String,
     /// Every create carries `meetingEndedURL` (`bbb.end_callbacks`).
@@ -61,7 +59,6 @@ impl BalancerSettings {
             poll_interval: Duration::from_millis(bbb.poll_interval_ms),
             unhealthy_after: bbb.unhealthy_after,
             healthy_after: bbb.healthy_after,
-            create_reuse: Duration::from_millis(bbb.create_reuse_ms),
             public_url,
             end_callbacks: bbb.end_callbacks,
         }
@@ -205,7 +202,7 @@ impl BbbBalancer {
         let pool = &self.pool;
         let decision = self.meetings.join(
             want,
-            Instant::now(),
+            self.settings.end_callbacks,
             tx,
             |s| pool.usable(s, &world, purpose),
             |was| choose(pool, &key, &world, purpose, prefer.as_ref(), was),
@@ -293,26 +290,42 @@ impl BbbBalancer {
         };
         // The record is saved before the create, so only a store failure leaves it dirty.
         let saved = !matches!(result, Err(CreateFailure::Store(_)));
-        let waiters = self.meetings.create_finished(
-            key,
-            result.is_ok(),
-            saved,
-            self.settings.create_reuse,
-            Instant::now(),
-        );
+        let waiters = self.meetings.create_finished(key, result.is_ok(), saved);
+        self.metrics.set_meetings_running(self.meetings.running());
         for waiter in waiters {
             let _ = waiter.send(outcome.clone());
         }
     }
 
+    /// Polls every server without a poll in flight: `getMeetings` (load, health, which
+    /// meetings run) and the version index.
     fn poll_all(&mut self, ctx: &mut Context<Self>) {
+        let sent = self.meetings.epoch();
         for job in self.pool.start_polls() {
             let client = self.client.clone();
             let endpoint = job.endpoint;
-            async move { client.get_meetings(&endpoint).await }
-                .into_actor(self)
-                .map(move |result, act, _| act.finish_poll(&job.server, job.placed_before, result))
-                .spawn(ctx);
+            async move {
+                futures_util::future::join(client.get_meetings(&endpoint), client.version(&endpoint)).await
+            }
+            .into_actor(self)
+            .map(move |(result, version), act, _| {
+                act.finish_version(&job.server, version);
+                act.finish_poll(&job.server, job.placed_before, sent, result)
+            })
+            .spawn(ctx);
+        }
+    }
+
+    /// A version answer: kept (and shown) when the server names one; a failure keeps the
+    /// version known before (an index hidden behind a proxy does not make a server unhealthy).
+    fn finish_version(&mut self, id: &ServerId, version: Result<Option<String>, BbbError>) {
+        let Ok(Some(version)) = version else { return };
+        if let Some(previous) = self.pool.set_version(id, version.clone()) {
+            if previous.is_some() {
+                log::info!("balancer: server={id} now reports BBB {version}");
+            }
+            self.metrics
+                .server_version(id.as_str(), previous.as_deref(), Some(&version));
         }
     }
 
@@ -320,6 +333,7 @@ impl BbbBalancer {
         &mut self,
         id: &ServerId,
         placed_before: usize,
+        sent: u64,
         result: Result<Vec<MeetingLoad>, BbbError>,
     ) {
         match result {
@@ -334,12 +348,12 @@ impl BbbBalancer {
                 }
                 let change = self.pool.poll_succeeded(id, placed_before, &meetings, Utc::now());
                 Self::log_health(id, change, "");
-                let running: HashMap<&str, u64> = meetings
+                let listed: HashMap<&str, u64> = meetings
                     .iter()
                     .map(|m| (m.meeting_id.as_str(), m.participant_count))
                     .collect();
-                self.meetings
-                    .polled(id, &running, self.settings.create_reuse, Instant::now());
+                self.meetings.polled(id, &listed, sent);
+                self.metrics.set_meetings_running(self.meetings.running());
             }
         }
         self.publish(id);

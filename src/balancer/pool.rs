@@ -84,6 +84,8 @@ pub struct PoolServer {
     pub override_active: Option<bool>,
     pub health: Health,
     pub load: Load,
+    /// The BBB version the server reports (`GET {url}api`), once known.
+    pub version: Option<String>,
 }
 
 impl PoolServer {
@@ -93,6 +95,7 @@ impl PoolServer {
             override_active,
             health: Health::default(),
             load: Load::default(),
+            version: None,
         }
     }
 
@@ -143,6 +146,7 @@ impl PoolServer {
             cost: self.cost(),
             last_poll_at: self.load.last_poll_at.map(|t| t.to_rfc3339()),
             last_error: self.health.last_error.clone(),
+            version: self.version.clone(),
         }
     }
 }
@@ -161,6 +165,8 @@ pub struct ServerStatus {
     pub cost: f64,
     pub last_poll_at: Option<String>,
     pub last_error: Option<String>,
+    /// The BBB version it reports (`bbbVersion`, else `apiVersion`); null until known.
+    pub version: Option<String>,
 }
 
 /// How many failures make a server unhealthy, and how many good polls make it healthy again.
@@ -342,6 +348,16 @@ impl Pool {
             return Some(HealthChange::BecameHealthy);
         }
         None
+    }
+
+    /// The version a server reported. `Some(previous)` when it changed (for the metric), `None`
+    /// when it is the same or the server is unknown.
+    pub fn set_version(&mut self, id: &ServerId, version: String) -> Option<Option<String>> {
+        let server = self.get_mut(id)?;
+        if server.version.as_deref() == Some(version.as_str()) {
+            return None;
+        }
+        Some(server.version.replace(version))
     }
 
     /// An operator's enable/disable; false when the server is unknown.

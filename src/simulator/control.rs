@@ -141,6 +141,21 @@ pub(super) async fn leave_all(req: HttpRequest, state: web::Data<SimulatorState>
     }
 }
 
+/// The meeting disappears without any callback, as when a BBB server restarts.
+pub(super) async fn forget(req: HttpRequest, state: web::Data<SimulatorState>) -> HttpResponse {
+    let name = instance_name(&req);
+    let meeting_id = req.match_info().get("meeting_id").unwrap_or_default();
+    let Some(instance) = state.existing_instance(name) else {
+        return not_found("unknown instance");
+    };
+    if instance.data().meetings.remove(meeting_id).is_some() {
+        log::info!("simulator[{name}]: forgot meeting {meeting_id} (no callback)");
+        HttpResponse::Ok().json(serde_json::json!({ "forgotten": true }))
+    } else {
+        not_found("unknown meeting")
+    }
+}
+
 /// Most recordings one request may add.
 const MAX_ADDED_RECORDINGS: usize = 10_000;
 

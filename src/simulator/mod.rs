@@ -8,6 +8,7 @@
 //! - `GET /{instance}/meetings/{meetingID}`: what the last create and every join received (JSON).
 //! - `POST /{instance}/meetings/{meetingID}/end`: ends a meeting without a checksum.
 //! - `POST /{instance}/meetings/{meetingID}/leave`: everyone leaves (the meeting stays, empty).
+//! - `POST /{instance}/meetings/{meetingID}/forget`: the meeting vanishes without a callback.
 //! - `POST /{instance}/meetings/{meetingID}/recordings` `{"count": N}`: adds N recordings.
 //! - `GET|POST /{instance}/config` `{"bbb_version"?, "empty_meeting_expiry_ms"?}`: the version
 //!   the instance pretends to be, and after how long an empty meeting expires (0 = never).
@@ -22,8 +23,8 @@ mod model;
 mod render;
 
 use control::{
-    add_recordings, end_without_checksum, get_config, leave_all, meeting_details, playback, set_config,
-    set_fault, stats,
+    add_recordings, end_without_checksum, forget, get_config, leave_all, meeting_details, playback,
+    set_config, set_fault, stats,
 };
 
 use std::collections::BTreeMap;
@@ -211,6 +212,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<SimulatorState>)
                 "/{instance}/meetings/{meeting_id}/leave",
                 web::post().to(leave_all),
             )
+            .route("/{instance}/meetings/{meeting_id}/forget", web::post().to(forget))
             .route(
                 "/{instance}/meetings/{meeting_id}/recordings",
                 web::post().to(add_recordings),

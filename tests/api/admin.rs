@@ -111,6 +111,7 @@ async fn server_list_shows_health_load_and_meetings() {
             "participants",
             "rooms_only",
             "url",
+            "version",
             "world_exclusive"
         ]
     );

@@ -341,3 +341,199 @@ async fn the_client_reads_the_version_a_server_reports() {
     app.sim_fault("v27", "garbage").await;
     assert!(client.version(&endpoint("v27")).await.is_err());
 }
+
+// ---- known-running meetings: one create per meeting ----
+
+async fn creates_of(app: &TestApp, meeting_id: &str) -> u64 {
+    app.sim_stats("default").await["creates"][meeting_id]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[actix_web::test]
+async fn a_storm_of_first_joins_sends_exactly_one_create_and_warm_joins_none() {
+    let app = spawn_app().await;
+    let mut sockets = Vec::new();
+    for i in 0..100 {
+        sockets.push(named(&app, &format!("storm-{i}"), &format!("User {i}")).await.0);
+    }
+    for ws in sockets.iter_mut() {
+        ws.send_json(json!(["bbb.room_url", "storm", {"room": "stage"}]))
+            .await;
+    }
+    let mut meeting_ids = std::collections::HashSet::new();
+    for ws in sockets.iter_mut() {
+        let r = ws.reply_to(json!("storm")).await;
+        assert_eq!(r[0], "success", "{r}");
+        meeting_ids.insert(query_params(r[2]["url"].as_str().unwrap())["meetingID"].clone());
+    }
+    assert_eq!(meeting_ids.len(), 1);
+    let meeting_id = meeting_ids.into_iter().next().unwrap();
+    assert_eq!(creates_of(&app, &meeting_id).await, 1);
+
+    // Warm: every further join is signed without asking BBB.
+    for ws in sockets.iter_mut().take(20) {
+        for _ in 0..5 {
+            join_url(ws, "stage").await;
+        }
+    }
+    assert_eq!(creates_of(&app, &meeting_id).await, 1);
+    let url = join_url(&mut sockets[0], "stage").await;
+    let (status, page) = http_get(&url).await;
+    assert!(status == 200 && page.contains("sim-join"), "{page}");
+}
+
+#[actix_web::test]
+async fn a_meeting_ended_on_bbb_is_created_again_on_the_next_join_after_the_callback() {
+    let app = spawn_app().await;
+    let (mut ws, _) = named(&app, "again", "Al").await;
+    let url = join_url(&mut ws, "stage").await;
+    let meeting_id = query_params(&url)["meetingID"].clone();
+    join_url(&mut ws, "stage").await;
+    assert_eq!(creates_of(&app, &meeting_id).await, 1);
+
+    app.sim_end("default", &meeting_id).await; // End pressed: BBB calls back
+    let url = join_url(&mut ws, "stage").await;
+    assert_eq!(creates_of(&app, &meeting_id).await, 2);
+    let (_, page) = http_get(&url).await;
+    assert!(
+        page.contains("sim-join"),
+        "the join after the end must work: {page}"
+    );
+    join_url(&mut ws, "stage").await;
+    assert_eq!(creates_of(&app, &meeting_id).await, 2);
+}
+
+#[actix_web::test]
+async fn without_end_callbacks_every_join_creates_and_concurrent_joins_share_one() {
+    let app = spawn_app_with(|s| {
+        s.replace(
+            "request_timeout_ms = 1000",
+            "request_timeout_ms = 1000\nend_callbacks = false",
+        )
+    })
+    .await;
+    let (mut ws, _) = named(&app, "each", "Ea").await;
+    let url = join_url(&mut ws, "stage").await;
+    let meeting_id = query_params(&url)["meetingID"].clone();
+    for _ in 0..4 {
+        join_url(&mut ws, "stage").await;
+    }
+    assert_eq!(creates_of(&app, &meeting_id).await, 5);
+
+    let mut sockets = Vec::new();
+    for i in 0..30 {
+        sockets.push(named(&app, &format!("share-{i}"), "S").await.0);
+    }
+    for ws in sockets.iter_mut() {
+        ws.send_json(json!(["bbb.room_url", "s", {"room": "stage"}]))
+            .await;
+    }
+    for ws in sockets.iter_mut() {
+        assert_eq!(ws.reply_to(json!("s")).await[0], "success");
+    }
+    let stats = app.sim_stats("default").await;
+    assert_eq!(stats["max_concurrent_creates"][&meeting_id], 1, "{stats}");
+    assert!(stats["creates"][&meeting_id].as_u64().unwrap() < 35, "{stats}");
+}
+
+/// Settings with a fast poll, so tests see polls within milliseconds.
+fn fast_poll(s: String) -> String {
+    s.replace("poll_interval_ms = 60000", "poll_interval_ms = 50")
+}
+
+async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_poll_that_no_longer_lists_the_meeting_makes_the_next_join_create() {
+    let app = spawn_app_with(fast_poll).await;
+    let (mut ws, _) = named(&app, "polled", "Po").await;
+    let url = join_url(&mut ws, "stage").await;
+    let meeting_id = query_params(&url)["meetingID"].clone();
+    // The meeting vanishes from BBB without a callback (as after a BBB restart).
+    let (status, _) = app
+        .post_json(
+            &format!("/simulator/default/meetings/{meeting_id}/forget"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    wait_for("a poll without the meeting", async || {
+        metric(&app, "bbb_gateway_meetings_running").await == 0.0
+    })
+    .await;
+    let url = join_url(&mut ws, "stage").await;
+    assert_eq!(creates_of(&app, &meeting_id).await, 2);
+    assert!(http_get(&url).await.1.contains("sim-join"));
+}
+
+#[actix_web::test]
+async fn after_a_restart_a_meeting_a_poll_lists_is_joined_without_a_create() {
+    let app = spawn_app().await;
+    let (mut ws, _) = named(&app, "restart", "Re").await;
+    let url = join_url(&mut ws, "stage").await;
+    let meeting_id = query_params(&url)["meetingID"].clone();
+    drop(ws);
+    // A second instance on the same database, pointed at the first one's simulator (which
+    // keeps the meeting), stands in for the restarted service.
+    let old = app.url("/simulator/bigbluebutton/");
+    let toml = app.settings_toml.clone()
+        + &format!("\n[[bbb.servers]]\nid = \"simulator\"\nurl = \"{old}\"\nsecret = \"{SIM_SECRET}\"\n");
+    let app2 = restart_with(tempfile::tempdir().unwrap(), app.db.clone(), fast_poll(toml)).await;
+    wait_for("the first poll", async || {
+        metric(&app2, "bbb_gateway_meetings_running").await >= 1.0
+    })
+    .await;
+    let (mut ws, _) = app2.client("sample", "restart").await;
+    let url = join_url(&mut ws, "stage").await;
+    assert_eq!(query_params(&url)["meetingID"], meeting_id);
+    assert_eq!(
+        creates_of(&app, &meeting_id).await,
+        1,
+        "listed by the poll: no create"
+    );
+}
+
+#[actix_web::test]
+async fn versions_are_read_at_start_and_with_polls_and_shown_to_operators() {
+    let app = spawn_app_with(fast_poll).await;
+    let admin = |path: &str| {
+        let url = app.url(path);
+        async move {
+            let mut res = awc::Client::new()
+                .get(url)
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            serde_json::from_slice::<Value>(&res.body().await.unwrap()).unwrap()
+        }
+    };
+    wait_for("the version", async || {
+        admin("/admin/servers").await["servers"][0]["version"] == "3.0.0-sim"
+    })
+    .await;
+    assert_eq!(
+        metric(
+            &app,
+            "bbb_gateway_server_version{server=\"simulator\",version=\"3.0.0-sim\"}"
+        )
+        .await,
+        1.0
+    );
+    app.post_json("/simulator/default/config", json!({"bbb_version": "2.7.14"}))
+        .await;
+    wait_for("the new version", async || {
+        admin("/admin/servers").await["servers"][0]["version"] == "2.7.14"
+    })
+    .await;
+    let (_, text) = app.get("/metrics").await;
+    assert!(text.contains("bbb_gateway_server_version{server=\"simulator\",version=\"2.7.14\"} 1"));
+    assert!(!text.contains("version=\"3.0.0-sim\""), "the old series is gone");
+}

@@ -71,7 +71,7 @@ async fn storm_scenario_joins_everyone_with_one_create() {
     assert_eq!(r["meetings"], 1);
     assert_eq!(
         r["creates_per_meeting_max"], 1,
-        "create_reuse_ms in the bench settings: {r}"
+        "one create for the storm, with the shipped defaults: {r}"
     );
     for key in ["p50", "p90", "p99", "max"] {
         assert!(r["latency_ms"][key].as_f64().unwrap() > 0.0, "{r}");
