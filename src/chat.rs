@@ -205,18 +205,18 @@ pub async fn call_url(
         log::info!("chat: user={} not invited to call={}", user.id, record.id);
         return Err(Error::BbbFailed);
     }
-    let url = services
+    let ready = services
         .balancer
         .send(JoinCall {
             world,
             call: CallId(record.id.0),
-            joiner: Joiner {
-                user_id: user.id.0.clone(),
-                display_name,
-                avatar_url: avatar_url(&user.profile),
-                moderator: true,
-            },
         })
         .await??;
-    Ok(Reply::Url(url))
+    let joiner = Joiner {
+        user_id: user.id.0.clone(),
+        display_name,
+        avatar_url: avatar_url(&user.profile),
+        moderator: true,
+    };
+    Ok(Reply::Url(ready.call_join_url(&joiner)))
 }

@@ -46,23 +46,24 @@ pub async fn room_url(
         return Err(Error::Denied);
     }
     let display_name = display_name(&user.profile).ok_or(Error::MissingProfile)?;
-    let url = services
+    let config = access.bbb.clone().unwrap_or_default();
+    let ready = services
         .balancer
         .send(JoinRoom {
             world,
             room: access.room.id.clone(),
             name: access.room.name.clone(),
-            config: access.bbb.clone().unwrap_or_default(),
+            config: config.clone(),
             disable_private_chat: access.world.bbb_disable_privatechat,
-            joiner: Joiner {
-                user_id: user.id.0.clone(),
-                display_name,
-                avatar_url: avatar_url(&user.profile),
-                moderator: access.has(ROOM_BBB_MODERATE),
-            },
         })
         .await??;
-    Ok(Reply::Url(url))
+    let joiner = Joiner {
+        user_id: user.id.0.clone(),
+        display_name,
+        avatar_url: avatar_url(&user.profile),
+        moderator: access.has(ROOM_BBB_MODERATE),
+    };
+    Ok(Reply::Url(ready.room_join_url(&joiner, &config)))
 }
 
 /// `bbb.recordings`: room, permission, then every usable server.

@@ -155,6 +155,7 @@ impl Handler<ReplaceServers> for BbbBalancer {
 
     fn handle(&mut self, msg: ReplaceServers, ctx: &mut Context<Self>) {
         let added = self.pool.replace(&msg.servers, msg.settings.hysteresis());
+        self.public_url = std::sync::Arc::from(msg.settings.public_url.as_str());
         self.settings = msg.settings;
         log::info!(
             "balancer: server list reloaded ({} servers)",

@@ -12,7 +12,6 @@ use crate::config::BbbRoomConfig;
 use crate::error::Error;
 use crate::ids::{CallId, RoomId, ServerId, WorldId};
 use crate::store::MeetingRecord;
-use params::Joiner;
 
 /// How to create a meeting on BBB.
 #[derive(Clone, Debug)]
@@ -65,39 +64,29 @@ impl CreatePlan {
     }
 }
 
-/// Signs a join URL once the meeting is ready: now, or when its create completes.
-fn join_url(
-    ensured: Result<Ensured, Error>,
-    sign: impl FnOnce(Ready) -> String + 'static,
-) -> ResponseFuture<Result<String, Error>> {
+/// The meeting once it is ready: now, or when its create completes.
+fn ready(ensured: Result<Ensured, Error>) -> Response<Result<Ready, Error>> {
     match ensured {
-        Err(e) => Box::pin(async move { Err(e) }),
-        Ok(Ensured::Ready(ready)) => {
-            let url = sign(ready);
-            Box::pin(async move { Ok(url) })
-        }
-        Ok(Ensured::Wait(rx)) => Box::pin(async move {
-            let ready = rx.await.map_err(|_| Error::BbbFailed)??;
-            Ok(sign(ready))
-        }),
+        Err(e) => Response::reply(Err(e)),
+        Ok(Ensured::Ready(ready)) => Response::reply(Ok(ready)),
+        Ok(Ensured::Wait(rx)) => Response::fut(async move { rx.await.map_err(|_| Error::BbbFailed)? }),
     }
 }
 
-/// Sent by a session for `bbb.room_url`, after the permission checks: a signed join URL for
-/// the room's meeting, creating or moving the meeting as needed.
+/// Sent by a session for `bbb.room_url`, after the permission checks: the room's meeting, ready
+/// for joins (created or moved as needed); the session signs the join URL.
 #[derive(Message, Debug)]
-#[rtype(result = "Result<String, Error>")]
+#[rtype(result = "Result<Ready, Error>")]
 pub struct JoinRoom {
     pub world: WorldId,
     pub room: RoomId,
     pub name: String,
     pub config: BbbRoomConfig,
     pub disable_private_chat: bool,
-    pub joiner: Joiner,
 }
 
 impl Handler<JoinRoom> for BbbBalancer {
-    type Result = ResponseFuture<Result<String, Error>>;
+    type Result = Response<Result<Ready, Error>>;
 
     fn handle(&mut self, msg: JoinRoom, ctx: &mut Context<Self>) -> Self::Result {
         let prefer = self.pool.resolve_prefer(msg.config.prefer_server.as_deref());
@@ -120,14 +109,7 @@ impl Handler<JoinRoom> for BbbBalancer {
             },
             ctx,
         );
-        let public_url = self.settings.public_url.clone();
-        let sign = move |ready: Ready| {
-            ready.endpoint.url_for(
-                "join",
-                &params::room_join(&ready.secrets, &msg.joiner, &msg.config, &public_url),
-            )
-        };
-        join_url(ensured, sign)
+        ready(ensured)
     }
 }
 
@@ -212,18 +194,17 @@ impl Handler<PlaceCall> for BbbBalancer {
     }
 }
 
-/// Sent by a session for `bbb.call_url`, after the invite check: a moderator join URL for the
-/// call's meeting, creating or moving it as needed.
+/// Sent by a session for `bbb.call_url`, after the invite check: the call's meeting, ready for
+/// joins (created or moved as needed); the session signs the moderator join URL.
 #[derive(Message, Debug)]
-#[rtype(result = "Result<String, Error>")]
+#[rtype(result = "Result<Ready, Error>")]
 pub struct JoinCall {
     pub world: WorldId,
     pub call: CallId,
-    pub joiner: Joiner,
 }
 
 impl Handler<JoinCall> for BbbBalancer {
-    type Result = ResponseFuture<Result<String, Error>>;
+    type Result = Response<Result<Ready, Error>>;
 
     fn handle(&mut self, msg: JoinCall, ctx: &mut Context<Self>) -> Self::Result {
         let ensured = self.ensure(
@@ -240,14 +221,7 @@ impl Handler<JoinCall> for BbbBalancer {
             },
             ctx,
         );
-        let public_url = self.settings.public_url.clone();
-        let sign = move |ready: Ready| {
-            ready.endpoint.url_for(
-                "join",
-                &params::call_join(&ready.secrets, &msg.joiner, &public_url),
-            )
-        };
-        join_url(ensured, sign)
+        ready(ensured)
     }
 }
 

@@ -72,11 +72,32 @@ impl BalancerSettings {
     }
 }
 
-/// A meeting ready for joins: where it runs and its secrets.
+/// A meeting ready for joins: where it runs and its secrets. The caller signs its join URL
+/// ([`Ready::room_join_url`], [`Ready::call_join_url`]) on its own thread, so the balancer
+/// actor spends no time on hashing and encoding.
 #[derive(Clone, Debug)]
 pub struct Ready {
     endpoint: Arc<Endpoint>,
     secrets: MeetingSecrets,
+    public_url: Arc<str>,
+}
+
+impl Ready {
+    /// A signed room join URL for `joiner`.
+    pub fn room_join_url(&self, joiner: &params::Joiner, config: &crate::config::BbbRoomConfig) -> String {
+        self.endpoint.url_for(
+            "join",
+            &params::room_join(&self.secrets, joiner, config, &self.public_url),
+        )
+    }
+
+    /// A signed call join URL for `joiner` (moderator).
+    pub fn call_join_url(&self, joiner: &params::Joiner) -> String {
+        self.endpoint.url_for(
+            "join",
+            &params::call_join(&self.secrets, joiner, &self.public_url),
+        )
+    }
 }
 
 type Waiter = oneshot::Sender<Result<Ready, Error>>;
@@ -105,6 +126,8 @@ enum CreateFailure {
 
 pub struct BbbBalancer {
     settings: BalancerSettings,
+    /// `settings.public_url`, shared with every [`Ready`].
+    public_url: Arc<str>,
     pool: Pool,
     meetings: MeetingTable<Waiter>,
     client: BbbClient,
@@ -144,6 +167,7 @@ impl BbbBalancer {
         Self {
             pool: Pool::new(servers, &overrides, settings.hysteresis()),
             meetings: MeetingTable::from_records(records),
+            public_url: Arc::from(settings.public_url.as_str()),
             settings,
             client,
             store,
@@ -210,7 +234,12 @@ impl BbbBalancer {
         let (server_id, record, save, placed) = match decision {
             Decision::Ready { server, secrets } => {
                 let endpoint = self.pool.endpoint(&server).ok_or(Error::BbbFailed)?;
-                return Ok(Ensured::Ready(Ready { endpoint, secrets }));
+                let public_url = self.public_url.clone();
+                return Ok(Ensured::Ready(Ready {
+                    endpoint,
+                    secrets,
+                    public_url,
+                }));
             }
             Decision::Wait => return Ok(Ensured::Wait(rx)),
             Decision::NoServer => {
@@ -277,7 +306,11 @@ impl BbbBalancer {
         let outcome = match &result {
             Ok(()) => {
                 self.pool.record_call_success(server_id);
-                Ok(Ready { endpoint, secrets })
+                Ok(Ready {
+                    endpoint,
+                    secrets,
+                    public_url: self.public_url.clone(),
+                })
             }
             Err(CreateFailure::Bbb(e)) => {
                 self.record_failure(server_id, e);

@@ -17,16 +17,31 @@ pub fn encode_into(out: &mut String, text: &str) {
             b'A' + nibble - 10
         })
     }
-    for &b in text.as_bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(char::from(b)),
-            b' ' => out.push('+'),
-            _ => {
-                out.push('%');
-                out.push(hex(b >> 4));
-                out.push(hex(b & 0x0f));
-            }
+    fn unreserved(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+    }
+    out.reserve(text.len());
+    // Runs of unreserved bytes are copied at once; such a run starts and ends on char
+    // boundaries (it is ASCII, and what follows it is ASCII or the first byte of a character).
+    let mut run_start = 0;
+    for (i, &b) in text.as_bytes().iter().enumerate() {
+        if unreserved(b) {
+            continue;
         }
+        if run_start < i {
+            out.push_str(text.get(run_start..i).unwrap_or_default());
+        }
+        if b == b' ' {
+            out.push('+');
+        } else {
+            out.push('%');
+            out.push(hex(b >> 4));
+            out.push(hex(b & 0x0f));
+        }
+        run_start = i + 1;
+    }
+    if run_start < text.len() {
+        out.push_str(text.get(run_start..).unwrap_or_default());
     }
 }
 
