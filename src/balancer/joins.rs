@@ -2,6 +2,8 @@
 //! recordings, and the end callback. Handlers are glue over [`super::meetings`] and
 //! [`super::pool`].
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 
 use super::callback::{self, Verdict};
@@ -20,7 +22,7 @@ pub(super) enum CreatePlan {
         world: WorldId,
         room: RoomId,
         name: String,
-        config: BbbRoomConfig,
+        config: Arc<BbbRoomConfig>,
         disable_private_chat: bool,
     },
     Call {
@@ -81,7 +83,7 @@ pub struct JoinRoom {
     pub world: WorldId,
     pub room: RoomId,
     pub name: String,
-    pub config: BbbRoomConfig,
+    pub config: Arc<BbbRoomConfig>,
     pub disable_private_chat: bool,
 }
 

@@ -66,6 +66,8 @@ pub struct PermissionActor {
     /// `world.config` per (world, trait set) for users without explicit grants or moderation:
     /// at a keynote thousands of logins share a handful of trait sets.
     view_cache: HashMap<(WorldId, String), WorldView>,
+    /// Room access per (world, trait set, room) for the same users: every `bbb.room_url` asks.
+    access_cache: HashMap<(WorldId, String, RoomId), RoomAccess>,
     stored_grants: HashMap<(WorldId, UserId), ExplicitGrants>,
     moderation: HashMap<(WorldId, UserId), Moderation>,
     store: Store,
@@ -93,6 +95,7 @@ impl PermissionActor {
         Self {
             worlds: Self::index(settings),
             view_cache: HashMap::new(),
+            access_cache: HashMap::new(),
             stored_grants,
             moderation: moderation.into_iter().map(|(w, u, m)| ((w, u), m)).collect(),
             store,
@@ -295,14 +298,14 @@ impl Handler<GetWorldView> for PermissionActor {
     }
 }
 
-/// A user's standing in one room.
+/// A user's standing in one room (cheap to clone: shared parts).
 #[derive(Clone, Debug)]
 pub struct RoomAccess {
-    pub room: RoomSettings,
+    pub room: Arc<RoomSettings>,
     pub world: Arc<WorldSettings>,
-    pub permissions: BTreeSet<String>,
+    pub permissions: Arc<BTreeSet<String>>,
     /// The room's BBB module config, if it is a BBB room.
-    pub bbb: Option<BbbRoomConfig>,
+    pub bbb: Option<Arc<BbbRoomConfig>>,
 }
 
 impl RoomAccess {
@@ -326,15 +329,28 @@ impl Handler<GetRoomAccess> for PermissionActor {
     fn handle(&mut self, msg: GetRoomAccess, _: &mut Context<Self>) -> Self::Result {
         let entry = self.world(&msg.world).map_err(|_| Error::RoomUnknown)?;
         let room = entry.settings.room(msg.room.as_str()).ok_or(Error::RoomUnknown)?;
+        let key = self
+            .shared_view_key(&msg.world, entry, &msg.principal)
+            .map(|(world, traits)| (world, traits, msg.room.clone()));
+        if let Some(access) = key.as_ref().and_then(|k| self.access_cache.get(k)) {
+            return Ok(access.clone());
+        }
         let permissions = self.with_subject(&msg.world, entry, &msg.principal, |s| {
             entry.rules.room_permissions(&room.id, s)
         });
-        Ok(RoomAccess {
-            bbb: room.bbb(),
-            room: room.clone(),
+        let access = RoomAccess {
+            bbb: room.bbb().map(Arc::new),
+            room: Arc::new(room.clone()),
             world: entry.settings.clone(),
-            permissions,
-        })
+            permissions: Arc::new(permissions),
+        };
+        if let Some(key) = key {
+            if self.access_cache.len() >= VIEW_CACHE_LIMIT {
+                self.access_cache.clear();
+            }
+            self.access_cache.insert(key, access.clone());
+        }
+        Ok(access)
     }
 }
 
@@ -388,5 +404,6 @@ impl Handler<ReplaceWorlds> for PermissionActor {
     fn handle(&mut self, msg: ReplaceWorlds, _: &mut Context<Self>) {
         self.worlds = Self::index(&msg.settings);
         self.view_cache.clear();
+        self.access_cache.clear();
     }
 }

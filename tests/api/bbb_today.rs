@@ -537,3 +537,56 @@ async fn versions_are_read_at_start_and_with_polls_and_shown_to_operators() {
     assert!(text.contains("bbb_gateway_server_version{server=\"simulator\",version=\"2.7.14\"} 1"));
     assert!(!text.contains("version=\"3.0.0-sim\""), "the old series is gone");
 }
+
+// ---- the shared room-access cache never outlives what it depends on ----
+
+#[actix_web::test]
+async fn cached_room_access_gives_way_to_moderation_and_a_reload() {
+    use bbb_gateway::ids::WorldId;
+    use bbb_gateway::permissions::rules::Moderation;
+    use bbb_gateway::permissions::ApplyModeration;
+
+    let app = spawn_app().await;
+    // Two users with the same traits share cached access; one of them is then silenced.
+    let (mut loud, body) = app.token_user("sample", "loud", &["speaker"]).await;
+    loud.set_name("Loud").await;
+    let (mut other, _) = app.token_user("sample", "other", &["speaker"]).await;
+    other.set_name("Other").await;
+    join_url(&mut loud, "stage").await;
+    join_url(&mut other, "stage").await;
+    let id = body["user.config"]["id"].as_str().unwrap().to_string();
+    app.services
+        .perms
+        .send(ApplyModeration {
+            world: WorldId::new("sample"),
+            user: id,
+            state: Moderation::Silenced,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let (mut loud, _) = app.token_user("sample", "loud", &["speaker"]).await;
+    let r = loud.request("bbb.room_url", json!({"room": "stage"})).await;
+    assert_eq!(r[2]["code"], "protocol.denied", "{r}");
+    join_url(&mut other, "stage").await;
+
+    // A reload that takes the room away from everyone applies at once.
+    let path = app.dir.path().join("settings.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let closed = text.replacen(
+        "trait_grants = { viewer = [], participant = [], speaker = [\"speaker\"] }",
+        "trait_grants = { viewer = [] }",
+        1,
+    );
+    assert_ne!(closed, text);
+    std::fs::write(&path, closed).unwrap();
+    let mut res = awc::Client::new()
+        .post(app.url("/admin/reload"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{:?}", res.body().await);
+    let r = other.request("bbb.room_url", json!({"room": "stage"})).await;
+    assert_eq!(r[2]["code"], "protocol.denied", "{r}");
+}
