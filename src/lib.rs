@@ -28,7 +28,8 @@
 //! - [`balancer`]: `BbbBalancer`, a thin actor over pure cores: the server pool with health
 //!   (`balancer::pool`), the meeting table (`balancer::meetings`: ready / wait / create on S),
 //!   placement (`balancer::strategy`), create/join parameters (`balancer::params`), the
-//!   end callback (`balancer::callback`) and recordings merging (`balancer::recordings`).
+//!   end callback with its HMAC tokens (`balancer::callback`) and recordings merging
+//!   (`balancer::recordings`); meetings are known running until BBB says they ended.
 //! - [`bbb`]: BBB API checksums, query signing, XML parsing and escaping (pure), the client.
 //! - [`simulator`]: the built-in BBB API simulator (dev and tests).
 //! - [`wsclient`]: the WebSocket client of the load generator and the integration tests.

@@ -18,14 +18,18 @@
 //! Each instance keeps its state behind one `std::sync::Mutex`, held only for map updates and
 //! rendering, never across an `.await`.
 
+mod callbacks;
 mod control;
 mod model;
+mod recordings;
 mod render;
 
+use callbacks::{notify_end, start_expiry};
 use control::{
     add_recordings, end_without_checksum, forget, get_config, leave_all, meeting_details, playback,
     set_config, set_fault, stats,
 };
+use recordings::get_recordings;
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -567,79 +571,6 @@ async fn end(state: &SimulatorState, instance: &Instance, name: &str, params: &P
          getMeetingInfo or isMeetingRunning API calls to verify that it was ended.",
     );
     xml(out.finish())
-}
-
-/// Calls a meeting's end callbacks (GET) as BBB does when a meeting ends. The simulator waits
-/// for them, so a test sees their effect as soon as `end` answers.
-async fn notify_end(callbacks: Vec<String>) {
-    for url in callbacks {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            continue;
-        }
-        let request = awc::Client::new()
-            .get(url.as_str())
-            .timeout(std::time::Duration::from_secs(2))
-            .send();
-        match request.await {
-            Ok(response) => log::debug!("simulator: end callback answered {}", response.status()),
-            Err(e) => log::warn!("simulator: end callback failed: {e}"),
-        }
-    }
-}
-
-/// Ends the meetings of `instance` that stayed empty too long, while expiry is configured.
-fn start_expiry(instance: &Arc<Instance>, name: String, public_url: String) {
-    if instance.sweeping.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    let weak: Weak<Instance> = Arc::downgrade(instance);
-    actix_web::rt::spawn(async move {
-        loop {
-            let Some(instance) = weak.upgrade() else { return };
-            let expiry_ms = instance.data().empty_expiry_ms;
-            if expiry_ms == 0 {
-                instance.sweeping.store(false, Ordering::SeqCst);
-                return;
-            }
-            drop(instance);
-            actix_web::rt::time::sleep(Duration::from_millis((expiry_ms / 4).clamp(5, 1000))).await;
-            let Some(instance) = weak.upgrade() else { return };
-            let expired = instance.data().expire(now_ms(), &public_url);
-            drop(instance);
-            for (meeting_id, callbacks) in expired {
-                log::info!("simulator[{name}]: meeting {meeting_id} expired (empty)");
-                notify_end(callbacks).await;
-            }
-        }
-    });
-}
-
-fn comma_list(text: &str) -> Vec<&str> {
-    text.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()
-}
-
-fn get_recordings(instance: &Instance, params: &Params, behaviour: model::Behaviour) -> HttpResponse {
-    let meeting_ids = params.non_empty("meetingID").map(comma_list);
-    let record_ids = params.non_empty("recordID").map(comma_list);
-    // BBB's default filter when no state is given.
-    let states = params
-        .non_empty("state")
-        .map(comma_list)
-        .unwrap_or_else(|| vec!["published", "unpublished"]);
-    let list = instance
-        .data()
-        .recordings_for(meeting_ids.as_deref(), record_ids.as_deref(), &states);
-    match model::recordings_page(params.get("offset"), params.get("limit")) {
-        None => xml(render::recordings(&list, None)),
-        Some((offset, limit)) => {
-            let page: Vec<_> = list.iter().skip(offset).take(limit).cloned().collect();
-            let total = render::Total {
-                elements: list.len(),
-                nested: behaviour.nested_pagination,
-            };
-            xml(render::recordings(&page, Some(total)))
-        }
-    }
 }
 
 #[cfg(test)]
