@@ -112,6 +112,9 @@ impl Application {
                     }
                 })
         })
+        // With the vendored actix-http's 8 KiB retention limit: a socket that wrote a large
+        // frame gives its grown write buffer back once it is flushed (idle memory).
+        .h1_write_buffer_size(8 * 1024)
         .listen(listener)
         .map_err(|e| StartError(format!("cannot listen: {e}")))?
         // Signals are handled by `run_until_terminated`, which closes the sockets first; the

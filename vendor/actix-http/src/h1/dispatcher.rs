@@ -37,13 +37,15 @@ use crate::{
 };
 
 const LW_BUFFER_SIZE: usize = 1024;
-// bbb-gateway: 2 KiB instead of 8 KiB. Each idle WebSocket holds one read and one write buffer
+// bbb-gateway: 1 KiB instead of 8 KiB. Each idle WebSocket holds one read and one write buffer
 // of this size; they still grow on demand (see `read_available` and `poll_flush`).
-const HW_BUFFER_SIZE: usize = 1024 * 2;
+const HW_BUFFER_SIZE: usize = 1024;
 const MAX_PIPELINED_MESSAGES: usize = 16;
 
 /// Write buffer capacity at which we reallocate it after flushing.
-const WRITE_BUFFER_RETENTION_LIMIT: usize = 1024 * 128;
+// bbb-gateway: 8 KiB instead of 128 KiB, so a connection that once wrote a large frame (a login's
+// `authenticated`) does not keep a write buffer that size while it idles.
+const WRITE_BUFFER_RETENTION_LIMIT: usize = 1024 * 8;
 
 bitflags! {
     #[derive(Debug, Clone, Copy)]
