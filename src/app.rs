@@ -22,6 +22,13 @@ pub use crate::services::Services;
 use crate::simulator::SimulatorState;
 use crate::store::{Store, StoreResult};
 
+/// The HTTP writer stops taking body chunks once its buffer holds this many bytes, then flushes.
+/// actix-http starts every connection's write buffer at 8 KiB and keeps it at whatever size it
+/// grew to (up to 128 KiB). With 1, the writer takes one chunk (a WebSocket body hands out at
+/// most `outbound::WRITER_CHUNK_BYTES`) and flushes it before the next, so the buffer never
+/// grows (idle memory, README "Benchmarks").
+pub const WRITE_BUFFER_FILL: usize = 1;
+
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -112,9 +119,7 @@ impl Application {
                     }
                 })
         })
-        // With the vendored actix-http's 8 KiB retention limit: a socket that wrote a large
-        // frame gives its grown write buffer back once it is flushed (idle memory).
-        .h1_write_buffer_size(8 * 1024)
+        .h1_write_buffer_size(WRITE_BUFFER_FILL)
         .listen(listener)
         .map_err(|e| StartError(format!("cannot listen: {e}")))?
         // Signals are handled by `run_until_terminated`, which closes the sockets first; the

@@ -39,9 +39,20 @@ impl Queue {
         self.wake();
     }
 
-    /// The next chunk for the writer.
+    /// The next chunk for the writer: at most [`WRITER_CHUNK_BYTES`] (a longer chunk is cut,
+    /// without copying, and its rest stays first in the queue).
     pub fn pop(&mut self) -> Option<Bytes> {
-        let chunk = self.chunks.pop_front()?;
+        let head = self.chunks.front_mut()?;
+        let chunk = if head.len() > WRITER_CHUNK_BYTES {
+            head.split_to(WRITER_CHUNK_BYTES)
+        } else {
+            let chunk = self.chunks.pop_front()?;
+            if self.chunks.is_empty() {
+                // A burst (a login's frames) may have grown the queue; an idle socket keeps none.
+                self.chunks = VecDeque::new();
+            }
+            chunk
+        };
         self.pending = self.pending.saturating_sub(chunk.len());
         Some(chunk)
     }
@@ -75,6 +86,12 @@ impl Queue {
         }
     }
 }
+
+/// The most the HTTP writer is handed at once. The server flushes its write buffer after every
+/// chunk (`app::WRITE_BUFFER_FILL`), so the buffer holds one chunk at a time and never grows
+/// past the 8 KiB it starts with: actix-http keeps a grown write buffer (up to 128 KiB) for the
+/// life of the connection, which at 10,000 idle sockets is a large share of the memory.
+pub const WRITER_CHUNK_BYTES: usize = 4 * 1024;
 
 /// Frames longer than this go out as WebSocket fragments of `FRAGMENT_BYTES`, one per actor
 /// turn, so no connection buffer grows to the size of a large frame (actix keeps write buffers
