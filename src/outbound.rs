@@ -278,6 +278,25 @@ mod tests {
     }
 
     #[test]
+    fn the_writer_gets_at_most_one_small_chunk_at_a_time_in_order() {
+        let mut q = Queue::default();
+        let big: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        q.push(Bytes::from(big.clone()));
+        q.push(Bytes::from_static(b"next"));
+        let mut out = Vec::new();
+        let mut sizes = Vec::new();
+        while let Some(chunk) = q.pop() {
+            sizes.push(chunk.len());
+            out.extend_from_slice(&chunk);
+            assert_eq!(q.pending(), big.len() + 4 - out.len());
+        }
+        assert_eq!(sizes, [WRITER_CHUNK_BYTES, WRITER_CHUNK_BYTES, 10_000 - 8192, 4]);
+        assert_eq!(&out[..10_000], &big[..]);
+        assert_eq!(&out[10_000..], b"next");
+        assert_eq!(q.chunks.capacity(), 0, "an empty queue keeps no allocation");
+    }
+
+    #[test]
     fn close_now_drops_the_backlog_and_puts_the_close_frame_first() {
         let mut q = Queue::default();
         for _ in 0..100 {
