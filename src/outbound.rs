@@ -25,6 +25,9 @@ pub struct Queue {
     finished: bool,
     /// The HTTP writer is gone (the peer disconnected): chunks are dropped.
     gone: bool,
+    /// The writer has taken the first part of `chunks[0]` (it was cut): the rest must go out
+    /// before anything else, or the peer would read a close frame inside a frame's payload.
+    head_started: bool,
     waker: Option<Waker>,
 }
 
@@ -44,8 +47,10 @@ impl Queue {
     pub fn pop(&mut self) -> Option<Bytes> {
         let head = self.chunks.front_mut()?;
         let chunk = if head.len() > WRITER_CHUNK_BYTES {
+            self.head_started = true;
             head.split_to(WRITER_CHUNK_BYTES)
         } else {
+            self.head_started = false;
             let chunk = self.chunks.pop_front()?;
             if self.chunks.is_empty() {
                 // A burst (a login's frames) may have grown the queue; an idle socket keeps none.
@@ -57,14 +62,20 @@ impl Queue {
         Some(chunk)
     }
 
-    /// Drops everything unsent and queues only a close frame with `code`; the response ends
-    /// after it.
+    /// Drops everything unsent (but the rest of a chunk the writer has begun) and queues only a
+    /// close frame with `code`; the response ends after it.
     pub fn close_now(&mut self, code: u16) {
         if self.closed {
             return;
         }
+        let begun = if self.head_started {
+            self.chunks.pop_front()
+        } else {
+            None
+        };
         self.chunks.clear();
-        self.pending = 0;
+        self.pending = begun.as_ref().map_or(0, Bytes::len);
+        self.chunks.extend(begun);
         self.chunks.push_back(close_frame(code));
         self.closed = true;
         self.finished = true;
@@ -308,6 +319,24 @@ mod tests {
         q.push(Bytes::from_static(b"late"));
         assert_eq!(q.pop(), None, "nothing after the close frame");
         assert!(q.finished);
+    }
+
+    #[test]
+    fn close_now_keeps_the_rest_of_a_frame_the_writer_has_begun() {
+        let mut q = Queue::default();
+        let frame = Bytes::from(vec![7; WRITER_CHUNK_BYTES + 100]);
+        q.push(frame.clone());
+        q.push(Bytes::from(vec![1; 1000]));
+        assert_eq!(q.pop().unwrap().len(), WRITER_CHUNK_BYTES);
+        q.close_now(1008);
+        assert_eq!(q.pending(), 100);
+        assert_eq!(
+            q.pop().unwrap(),
+            frame.slice(WRITER_CHUNK_BYTES..),
+            "the frame ends first"
+        );
+        assert_eq!(q.pop().unwrap(), Bytes::from_static(&[0x88, 0x02, 0x03, 0xf0]));
+        assert_eq!(q.pop(), None);
     }
 
     #[test]
