@@ -20,6 +20,7 @@ use crate::permissions::PermissionActor;
 use crate::registry::SessionRegistry;
 pub use crate::services::Services;
 use crate::simulator::SimulatorState;
+use crate::store::postgres::{is_postgres_url, PgStore};
 use crate::store::{Store, StoreResult};
 
 /// The HTTP writer stops taking body chunks once its buffer holds this many bytes, then flushes.
@@ -55,16 +56,7 @@ impl Application {
             .map_err(|e| StartError(format!("listener: {e}")))?;
         let port = local.port();
         complete_for_listener(&mut settings, local);
-        let db_path = settings.server.database.clone();
-        let store = web::block(move || Store::open_sqlite(&db_path))
-            .await
-            .map_err(|e| StartError(format!("store: {e}")))?
-            .map_err(|e| {
-                StartError(format!(
-                    "cannot open database {}: {e}",
-                    settings.server.database.display()
-                ))
-            })?;
+        let (store, _pg) = open_store(&settings).await?;
         let moderation = load(store.load_moderation().await)?;
         let grants = load(store.load_role_grants().await)?;
         let perms = PermissionActor::new(&settings, store.clone(), moderation, grants).start();
@@ -181,6 +173,39 @@ async fn terminated() {
         _ => {
             log::error!("cannot listen for signals; stop with SIGKILL");
             std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Opens the configured store: PostgreSQL for a `postgres://` URL, else the SQLite file.
+/// Returns the PostgreSQL handle too (the cluster's coordination needs it).
+async fn open_store(settings: &Settings) -> Result<(Store, Option<PgStore>), StartError> {
+    let database = settings.server.database.to_string_lossy().to_string();
+    if is_postgres_url(&database) {
+        let pg = PgStore::open(&database)
+            .await
+            .map_err(|e| StartError(format!("{DATABASE_REFUSED} (PostgreSQL): {e}")))?;
+        return Ok((Store::new(pg.clone()), Some(pg)));
+    }
+    let db_path = settings.server.database.clone();
+    let store = web::block(move || Store::open_sqlite(&db_path))
+        .await
+        .map_err(|e| StartError(format!("store: {e}")))?
+        .map_err(|e| StartError(format!("{DATABASE_REFUSED} {database}: {e}")))?;
+    Ok((store, None))
+}
+
+/// How a start failure caused by the database begins (such a failure exits with status 2).
+const DATABASE_REFUSED: &str = "cannot open database";
+
+impl StartError {
+    /// The process exit status for this failure: 2 for a database that cannot be used
+    /// (unwritable, unreachable, or a schema newer than this build), else 1.
+    pub fn exit_code(&self) -> u8 {
+        if self.0.starts_with(DATABASE_REFUSED) {
+            2
+        } else {
+            1
         }
     }
 }

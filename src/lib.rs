@@ -52,6 +52,7 @@ pub mod log_limit;
 pub mod metrics;
 pub mod outbound;
 pub mod permissions;
+pub mod pgserver;
 pub mod protocol;
 pub mod rate_limit;
 pub mod registry;

@@ -100,7 +100,7 @@ async fn main() -> ExitCode {
         Ok(app) => app,
         Err(e) => {
             eprintln!("bbb-gateway: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(e.exit_code());
         }
     };
     match app.run_until_terminated().await {

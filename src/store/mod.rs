@@ -11,6 +11,8 @@
 pub mod chat;
 pub mod conversations;
 pub mod meetings;
+pub mod pg_schema;
+pub mod postgres;
 pub mod schema;
 pub mod sqlite;
 pub mod users;
@@ -183,6 +185,11 @@ impl Store {
     /// then starts its thread. Blocking: call it from a blocking context.
     pub fn open_sqlite(path: &Path) -> StoreResult<Self> {
         Ok(Self::new(sqlite::SqliteStore::start(open(path)?)))
+    }
+
+    /// Connects to PostgreSQL and migrates (under an advisory lock).
+    pub async fn open_postgres(url: &str) -> Result<Self, postgres::OpenError> {
+        Ok(Self::new(postgres::PgStore::open(url).await?))
     }
 }
 

@@ -125,6 +125,19 @@ fn migrate_to(conn: &mut Connection, target: usize) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Refuses a database whose schema is newer than this build knows (an older build started
+/// on a database a newer one migrated).
+pub fn check_not_newer(conn: &Connection) -> Result<(), super::StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if current as usize > MIGRATIONS.len() {
+        return Err(super::StoreError(format!(
+            "the database schema is version {current}, newer than this build's {}: upgrade bbb-gateway",
+            MIGRATIONS.len()
+        )));
+    }
+    Ok(())
+}
+
 /// The schema version this build expects.
 pub fn latest_version() -> usize {
     MIGRATIONS.len()

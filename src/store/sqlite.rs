@@ -29,6 +29,7 @@ pub fn open(path: &Path) -> StoreResult<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    schema::check_not_newer(&conn)?;
     schema::migrate(&mut conn)?;
     Ok(conn)
 }

@@ -11,7 +11,7 @@ macro_rules! backend_suite {
             $(
                 #[actix_rt::test]
                 async fn $case() {
-                    let (_guard, store) = $make();
+                    let (_guard, store) = $make().await;
                     super::$case(store).await;
                 }
             )*
@@ -31,17 +31,28 @@ macro_rules! all_cases {
             mark_read_moves_by_the_rule_and_deletes_notifications_up_to_the_id,
             the_list_holds_the_most_recently_active_visible_channels,
             search_candidates_login_times_and_lookups,
+            chat_channels_events_and_calls_round_trip,
+            concurrent_appends_get_distinct_ids,
         );
     };
 }
 
-fn sqlite() -> (tempfile::TempDir, Store) {
+async fn sqlite() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_sqlite(&dir.path().join("nested/dir/test.sqlite3")).unwrap();
     (dir, store)
 }
 
 all_cases!(sqlite_backend, super::sqlite);
+
+/// A fresh database on the test binary's shared PostgreSQL server.
+async fn postgres() -> ((), Store) {
+    let server = crate::pgserver::shared().unwrap();
+    let url = server.fresh_database().unwrap();
+    ((), Store::open_postgres(&url).await.unwrap())
+}
+
+all_cases!(postgres_backend, super::postgres);
 
 async fn login_creates_once_and_replaces_traits_only_when_given(store: Store) {
     let w = WorldId::new("w");
@@ -163,6 +174,197 @@ async fn meetings_and_overrides_round_trip(store: Store) {
 
 async fn ping_answers(store: Store) {
     store.ping().await.unwrap();
+}
+
+async fn chat_channels_events_and_calls_round_trip(store: Store) {
+    let w = WorldId::new("w");
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        let u = store
+            .login_user(w.clone(), LoginKey::Token(name.into()), None, None, true)
+            .await
+            .unwrap()
+            .unwrap();
+        ids.push(u.id);
+    }
+    let (a, b, c) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
+    assert_eq!(
+        store.direct_channel(w.clone(), vec![a.clone()]).await.unwrap(),
+        Err(ChatRefusal::TooFewMembers)
+    );
+    assert_eq!(
+        store
+            .direct_channel(w.clone(), vec![a.clone(), UserId::new("ghost")])
+            .await
+            .unwrap(),
+        Err(ChatRefusal::UnknownUser)
+    );
+    let ch = store
+        .direct_channel(w.clone(), vec![a.clone(), b.clone()])
+        .await
+        .unwrap()
+        .unwrap();
+    let same = store
+        .direct_channel(w.clone(), vec![b.clone(), a.clone(), a.clone()])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ch.id, same.id, "one channel per member set");
+    assert_eq!(ch.members.len(), 2);
+    assert_eq!(ch.next_event_id, 1);
+    let first = store
+        .append_event(
+            w.clone(),
+            ch.id.clone(),
+            a.clone(),
+            "channel.message".into(),
+            NewContent::Message(serde_json::json!({"type": "text", "body": "hi"})),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.event.event_id, 1);
+    assert_eq!(first.members.len(), 2);
+    let call = store
+        .append_event(
+            w.clone(),
+            ch.id.clone(),
+            b.clone(),
+            "channel.message".into(),
+            NewContent::Call,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(call.event.event_id, 2);
+    let call_id = call.call.clone().unwrap();
+    let record = store.get_call(w.clone(), call_id.clone()).await.unwrap().unwrap();
+    assert_eq!(record.channel, ch.id);
+    let mut invited = vec![a.clone(), b.clone()];
+    invited.sort();
+    assert_eq!(record.invited, invited);
+    assert!(store
+        .get_call(WorldId::new("v"), call_id)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store
+            .append_event(
+                w.clone(),
+                ch.id.clone(),
+                c.clone(),
+                "channel.message".into(),
+                NewContent::Message(serde_json::json!({})),
+            )
+            .await
+            .unwrap(),
+        Err(ChatRefusal::NotMember)
+    );
+    let events = store
+        .fetch_events(w.clone(), ch.id.clone(), a.clone(), 10, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(events.iter().map(|e| e.event_id).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(events[0].content["body"], "hi");
+    let older = store
+        .fetch_events(w.clone(), ch.id.clone(), b.clone(), 10, Some(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(older.len(), 1);
+    assert_eq!(
+        store
+            .fetch_events(w.clone(), ChannelId::new("nope"), a.clone(), 10, None)
+            .await
+            .unwrap(),
+        Err(ChatRefusal::UnknownChannel)
+    );
+    let listed = store.channels_of(w.clone(), a).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].next_event_id, 3);
+    assert!(store.channels_of(w, c).await.unwrap().is_empty());
+}
+
+async fn concurrent_appends_get_distinct_ids(store: Store) {
+    let w = WorldId::new("w");
+    let mut ids = Vec::new();
+    for name in ["a", "b"] {
+        ids.push(
+            store
+                .login_user(w.clone(), LoginKey::Token(name.into()), None, None, true)
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+        );
+    }
+    let ch = store
+        .direct_channel(w.clone(), ids.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    let sends = (0..20).map(|i| {
+        store.append_event(
+            w.clone(),
+            ch.id.clone(),
+            ids[i % 2].clone(),
+            "channel.message".into(),
+            NewContent::Message(serde_json::json!({"n": i})),
+        )
+    });
+    let mut got: Vec<i64> = futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap().event.event_id)
+        .collect();
+    got.sort();
+    assert_eq!(got, (1..=20).collect::<Vec<_>>());
+}
+
+#[test]
+fn sqlite_refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite3");
+    let conn = open(&path).unwrap();
+    conn.pragma_update(None, "user_version", schema::latest_version() as i64 + 1)
+        .unwrap();
+    drop(conn);
+    let e = open(&path).err().unwrap().to_string();
+    assert!(e.contains("newer than this build"), "{e}");
+}
+
+#[actix_rt::test]
+async fn postgres_instances_starting_together_migrate_once_and_refuse_a_newer_schema() {
+    let server = crate::pgserver::shared().unwrap();
+    let url = server.fresh_database().unwrap();
+    let opens = (0..4).map(|_| Store::open_postgres(&url));
+    for opened in futures_util::future::join_all(opens).await {
+        opened.unwrap();
+    }
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    actix_rt::spawn(conn);
+    let versions: Vec<i64> = client
+        .query("SELECT version FROM schema_version ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let expected: Vec<i64> = (1..=pg_schema::latest_version() as i64).collect();
+    assert_eq!(versions, expected, "every migration applied exactly once");
+    client
+        .execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&(pg_schema::latest_version() as i64 + 1)],
+        )
+        .await
+        .unwrap();
+    let e = Store::open_postgres(&url).await.err().unwrap().to_string();
+    assert!(e.contains("newer than this build"), "{e}");
 }
 
 #[test]
