@@ -12,6 +12,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::balancer::{BalancerSettings, BbbBalancer};
 use crate::bbb::client::{tls_config, BbbClient};
+use crate::cluster::Cluster;
 pub use crate::config::complete_for_listener;
 use crate::config::{ConfigHandle, Settings};
 use crate::http;
@@ -56,12 +57,23 @@ impl Application {
             .map_err(|e| StartError(format!("listener: {e}")))?;
         let port = local.port();
         complete_for_listener(&mut settings, local);
-        let (store, _pg) = open_store(&settings).await?;
+        let (store, pg) = open_store(&settings).await?;
+        let instance_name = instance_name(&settings, port);
+        let cluster = match pg {
+            Some(pg) => Some(
+                Cluster::start(pg, instance_name.clone())
+                    .await
+                    .map_err(|e| StartError(format!("{DATABASE_REFUSED} (PostgreSQL): {e}")))?,
+            ),
+            None => None,
+        };
         let moderation = load(store.load_moderation().await)?;
         let grants = load(store.load_role_grants().await)?;
-        let perms = PermissionActor::new(&settings, store.clone(), moderation, grants).start();
-        let registry = SessionRegistry::default().start();
-        let metrics = Metrics::new();
+        let perms = PermissionActor::new(&settings, store.clone(), moderation, grants)
+            .with_cluster(cluster.clone())
+            .start();
+        let registry = SessionRegistry::new(cluster.clone()).start();
+        let metrics = Metrics::for_instance(&instance_name);
         let records = load(store.load_meetings().await)?;
         let overrides = load(store.load_server_overrides().await)?;
         let tls =
@@ -80,7 +92,19 @@ impl Application {
             records,
             overrides,
         )
+        .with_cluster(cluster.clone())
         .start();
+        if let Some(cluster) = &cluster {
+            crate::cluster::listener::start(
+                cluster,
+                crate::cluster::listener::Targets {
+                    registry: registry.clone(),
+                    balancer: balancer.clone(),
+                    perms: perms.clone(),
+                },
+            );
+            log::info!("cluster: instance={} joined", cluster.name());
+        }
         let simulator = settings.simulator.enabled.then(|| {
             web::Data::new(SimulatorState::new(
                 settings.simulator.secret.expose().to_string(),
@@ -98,6 +122,8 @@ impl Application {
             metrics,
             local_addr: local,
             shutdown: Arc::new(tokio::sync::watch::channel(false).0),
+            cluster,
+            instance_name: instance_name.into(),
         };
         let data = web::Data::new(services.clone());
         let server = HttpServer::new(move || {
@@ -175,6 +201,20 @@ async fn terminated() {
             std::future::pending::<()>().await;
         }
     }
+}
+
+/// `server.instance_name`, or the host name and the bound port.
+fn instance_name(settings: &Settings, port: u16) -> String {
+    if !settings.server.instance_name.is_empty() {
+        return settings.server.instance_name.clone();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{port}")
 }
 
 /// Opens the configured store: PostgreSQL for a `postgres://` URL, else the SQLite file.

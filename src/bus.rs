@@ -138,6 +138,12 @@ impl Handler<Publish> for SessionRegistry {
     type Result = ();
 
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
+        if let Some(cluster) = self.cluster() {
+            let remote = crate::cluster::message::deliveries(&msg.for_other_instances());
+            if !remote.is_empty() {
+                cluster.publish(crate::cluster::ClusterMessage::Publish { deliveries: remote });
+            }
+        }
         for delivery in msg.deliveries {
             let user = delivery.to.user().clone();
             for (conn, addr) in self.sockets_of(&user) {

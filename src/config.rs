@@ -41,6 +41,8 @@ pub struct ServerSettings {
     /// How browsers reach this service; empty means `http://{bind}`.
     pub public_url: String,
     pub database: PathBuf,
+    /// Names this instance in logs, metrics and `/admin`; empty = host name + bind port.
+    pub instance_name: String,
     pub admin_token: Option<Secret>,
     pub max_frame_bytes: usize,
     /// Per connection; burst is twice this. 0 disables the limit.
@@ -63,6 +65,7 @@ impl Default for ServerSettings {
             bind: "127.0.0.1:8375".into(),
             public_url: String::new(),
             database: PathBuf::from("data/bbb-gateway.sqlite3"),
+            instance_name: String::new(),
             admin_token: None,
             max_frame_bytes: 65536,
             requests_per_second: 20,

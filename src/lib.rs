@@ -19,6 +19,8 @@
 //! - [`registry`]: live sessions per user; `connection_limit`; delivers the bus's pushes.
 //! - [`bus`]: the one push bus: ordered deliveries addressed to users, delivered by the
 //!   registry (a PostgreSQL NOTIFY carrier can take them across instances).
+//! - [`cluster`]: several instances on PostgreSQL: heartbeat, sockets, LISTEN/NOTIFY (the bus's
+//!   carrier across instances).
 //! - [`auth`]: JWT and client-id credentials (pure).
 //! - [`config`]: typed settings, env overrides, validation; [`secret`]: `Secret` and
 //!   constant-time comparison; [`tls`]: outgoing TLS material.
@@ -42,6 +44,7 @@ pub mod balancer;
 pub mod bbb;
 pub mod bus;
 pub mod chat;
+pub mod cluster;
 pub mod codes;
 pub mod config;
 pub mod error;

@@ -102,7 +102,22 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("bbb_gateway");
+        Self::build(Registry::with_prefix("bbb_gateway"))
+    }
+
+    /// Every metric labelled `instance="{name}"` (`server.instance_name`).
+    pub fn for_instance(name: &str) -> Self {
+        Self::build(Registry::with_prefix_and_labels(
+            "bbb_gateway",
+            [(
+                std::borrow::Cow::Borrowed("instance"),
+                std::borrow::Cow::Owned(name.to_string()),
+            )]
+            .into_iter(),
+        ))
+    }
+
+    fn build(mut registry: Registry) -> Self {
         let sockets_open = Gauge::default();
         let sessions_authenticated = Gauge::default();
         let users_online = Gauge::default();

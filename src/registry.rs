@@ -7,6 +7,8 @@ use std::sync::Arc;
 use actix::prelude::*;
 use serde_json::Value;
 
+use crate::cluster::message::ClusterMessage;
+use crate::cluster::Cluster;
 use crate::ids::UserId;
 
 /// Identifies one WebSocket connection for the life of the process.
@@ -31,6 +33,49 @@ pub struct SessionRegistry {
     /// Per user, sockets oldest first.
     users: HashMap<UserId, Vec<(ConnId, Recipient<Push>)>>,
     sockets: usize,
+    /// In a cluster: pushes go to the other instances too, sockets are counted cluster-wide.
+    cluster: Option<Cluster>,
+}
+
+impl SessionRegistry {
+    pub fn new(cluster: Option<Cluster>) -> Self {
+        Self {
+            cluster,
+            ..Self::default()
+        }
+    }
+
+    /// The cluster, when there is one (the bus publishes through it).
+    pub(crate) fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
+    }
+
+    fn counted(&self) {
+        if let Some(cluster) = &self.cluster {
+            cluster.set_local_sockets(self.sockets);
+        }
+    }
+
+    /// Forgets a local socket and tells it that it was replaced.
+    fn evict(&mut self, user: &UserId, conn: ConnId) {
+        let Some(sockets) = self.users.get_mut(user) else {
+            return;
+        };
+        let Some(at) = sockets.iter().position(|(c, _)| *c == conn) else {
+            return;
+        };
+        let (_, addr) = sockets.remove(at);
+        if sockets.is_empty() {
+            self.users.remove(user);
+        }
+        addr.do_send(Push::Replaced);
+        self.sockets = self.sockets.saturating_sub(1);
+        log::info!("registry: user={user} conn={conn} replaced by a newer socket");
+        if let Some(cluster) = &self.cluster {
+            cluster.socket_closed(conn);
+        }
+        self.counted();
+    }
 }
 
 impl Actor for SessionRegistry {
@@ -51,10 +96,11 @@ pub struct Register {
 impl Handler<Register> for SessionRegistry {
     type Result = ();
 
-    fn handle(&mut self, msg: Register, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Register, ctx: &mut Context<Self>) {
         let sockets = self.users.entry(msg.user.clone()).or_default();
         sockets.push((msg.conn, msg.addr));
         self.sockets += 1;
+        let mut replaced = Vec::new();
         if let Some(limit) = msg.limit.filter(|l| *l > 0) {
             let excess = sockets.len().saturating_sub(limit);
             for (conn, addr) in sockets.drain(..excess) {
@@ -64,9 +110,34 @@ impl Handler<Register> for SessionRegistry {
                     msg.conn
                 );
                 addr.do_send(Push::Replaced);
+                replaced.push(conn);
                 self.sockets = self.sockets.saturating_sub(1);
             }
         }
+        self.counted();
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        for conn in replaced {
+            cluster.socket_closed(conn);
+        }
+        // Count the user's sockets on every live instance; replace the oldest beyond the limit.
+        let user = msg.user;
+        let opened = cluster.socket_opened(user.clone(), msg.conn, msg.limit);
+        ctx.spawn(opened.into_actor(self).map(move |result, act, _| {
+            let Ok(excess) = result else { return };
+            for (instance, conn) in excess {
+                match act.cluster.as_ref() {
+                    Some(cluster) if instance == cluster.name() => act.evict(&user, conn),
+                    Some(cluster) => cluster.publish(ClusterMessage::Replace {
+                        instance,
+                        user: user.clone(),
+                        conn,
+                    }),
+                    None => {}
+                }
+            }
+        }));
     }
 }
 
@@ -90,6 +161,10 @@ impl Handler<Unregister> for SessionRegistry {
                 self.users.remove(&msg.user);
             }
         }
+        self.counted();
+        if let Some(cluster) = &self.cluster {
+            cluster.socket_closed(msg.conn);
+        }
     }
 }
 
@@ -109,10 +184,62 @@ pub struct AreOnline {
 }
 
 impl Handler<AreOnline> for SessionRegistry {
-    type Result = MessageResult<AreOnline>;
+    type Result = ResponseActFuture<Self, Vec<bool>>;
 
     fn handle(&mut self, msg: AreOnline, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(msg.users.iter().map(|u| self.users.contains_key(u)).collect())
+        let local: Vec<bool> = msg.users.iter().map(|u| self.users.contains_key(u)).collect();
+        let Some(cluster) = &self.cluster else {
+            return Box::pin(actix::fut::ready(local));
+        };
+        // In a cluster: sockets on every live instance count (this one's are known here even
+        // when the database is unreachable).
+        let online = cluster.online(msg.users.clone());
+        Box::pin(online.into_actor(self).map(move |result, _, _| match result {
+            Ok(elsewhere) => msg
+                .users
+                .iter()
+                .zip(local)
+                .map(|(u, here)| here || elsewhere.contains(u))
+                .collect(),
+            Err(_) => local,
+        }))
+    }
+}
+
+/// Sent by the cluster listener: what another instance published, for every local socket of
+/// each user, in this order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deliver {
+    pub deliveries: Vec<(UserId, Push)>,
+}
+
+impl Handler<Deliver> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, _: &mut Context<Self>) {
+        for (user, push) in &msg.deliveries {
+            for (_, addr) in self.users.get(user).into_iter().flatten() {
+                addr.do_send(push.clone());
+            }
+        }
+    }
+}
+
+/// Sent by the cluster listener: another instance counted this local socket beyond the
+/// user's `connection_limit`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Evict {
+    pub user: UserId,
+    pub conn: ConnId,
+}
+
+impl Handler<Evict> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Evict, _: &mut Context<Self>) {
+        self.evict(&msg.user, msg.conn);
     }
 }
 

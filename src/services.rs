@@ -24,4 +24,8 @@ pub struct Services {
     pub local_addr: std::net::SocketAddr,
     /// Set to true on SIGTERM: every session closes with 1012.
     pub shutdown: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    /// Present with a PostgreSQL database: the other instances.
+    pub cluster: Option<crate::cluster::Cluster>,
+    /// This instance's name (logs, metrics, `/admin/servers`).
+    pub instance_name: std::sync::Arc<str>,
 }

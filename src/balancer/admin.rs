@@ -51,6 +51,12 @@ impl Handler<SetServerActive> for BbbBalancer {
             msg.server,
             if msg.active { "enabled" } else { "disabled" }
         );
+        if let Some(cluster) = &self.cluster {
+            cluster.publish(crate::cluster::ClusterMessage::ServerActive {
+                server: msg.server.clone(),
+                active: msg.active,
+            });
+        }
         let save = self.store.save_server_override(msg.server.clone(), msg.active);
         Box::pin(save.into_actor(self).map(move |result, act, _| {
             if result.is_err() {

@@ -16,6 +16,7 @@ pub mod meetings;
 pub mod params;
 pub mod pool;
 pub mod recordings;
+mod shared;
 pub mod strategy;
 
 use std::collections::HashMap;
@@ -39,6 +40,7 @@ pub use joins::{GetRecordings, JoinCall, JoinRoom, MeetingEnded, PlaceCall};
 use meetings::{Decision, MeetingTable, Want};
 pub use pool::ServerStatus;
 use pool::{HealthChange, Hysteresis, Pool};
+pub use shared::{ApplyServerOverride, ResyncShared};
 use strategy::Purpose;
 
 /// What the balancer needs from the settings.
@@ -133,6 +135,8 @@ pub struct BbbBalancer {
     client: BbbClient,
     store: Store,
     metrics: Metrics,
+    /// In a cluster: operator changes go to the other instances.
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Actor for BbbBalancer {
@@ -172,7 +176,14 @@ impl BbbBalancer {
             client,
             store,
             metrics,
+            cluster: None,
         }
+    }
+
+    /// Shares operator changes with the other instances of a cluster.
+    pub fn with_cluster(mut self, cluster: Option<crate::cluster::Cluster>) -> Self {
+        self.cluster = cluster;
+        self
     }
 
     fn publish(&self, id: &ServerId) {

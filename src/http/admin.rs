@@ -9,11 +9,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::balancer::{params, AdminRefusal, ListServers, MoveRoom, SetServerActive};
+use crate::cluster::InstanceInfo;
 use crate::bus::{self, Audience, Delivery, Publish};
 use crate::ids::{RoomId, ServerId, WorldId};
 use crate::permissions::rules::Moderation;
 use crate::permissions::ApplyModeration;
-use crate::registry::Push;
+use crate::registry::{GetCounts, Push};
 use crate::reload::ReloadError;
 use crate::services::Services;
 
@@ -106,7 +107,21 @@ async fn unknown(req: HttpRequest, services: web::Data<Services>) -> AdminResult
 async fn servers(req: HttpRequest, services: web::Data<Services>) -> AdminResult {
     authorize(&req, &services)?;
     let list = services.balancer.send(ListServers).await?;
-    Ok(HttpResponse::Ok().json(json!({ "servers": list })))
+    let instances = match &services.cluster {
+        Some(cluster) => cluster.instances().await.map_err(|e| {
+            log::error!("admin: listing instances failed: {e}");
+            AdminError::Internal
+        })?,
+        None => {
+            let sockets = services.registry.send(GetCounts).await?.sockets;
+            vec![InstanceInfo {
+                instance_name: services.instance_name.to_string(),
+                sockets: sockets as i64,
+                last_heartbeat: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            }]
+        }
+    };
+    Ok(HttpResponse::Ok().json(json!({ "servers": list, "instances": instances })))
 }
 
 async fn set_active(

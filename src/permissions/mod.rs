@@ -71,6 +71,8 @@ pub struct PermissionActor {
     stored_grants: HashMap<(WorldId, UserId), ExplicitGrants>,
     moderation: HashMap<(WorldId, UserId), Moderation>,
     store: Store,
+    /// In a cluster: moderation changes go to the other instances.
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Actor for PermissionActor {
@@ -99,6 +101,23 @@ impl PermissionActor {
             stored_grants,
             moderation: moderation.into_iter().map(|(w, u, m)| ((w, u), m)).collect(),
             store,
+            cluster: None,
+        }
+    }
+
+    /// Shares moderation changes with the other instances of a cluster.
+    pub fn with_cluster(mut self, cluster: Option<crate::cluster::Cluster>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    fn set_moderation_state(&mut self, world: WorldId, user: UserId, state: Moderation) {
+        // Moderated users never use the shared cache; nothing to invalidate.
+        let key = (world, user);
+        if state == Moderation::None {
+            self.moderation.remove(&key);
+        } else {
+            self.moderation.insert(key, state);
         }
     }
 
@@ -372,12 +391,13 @@ impl Handler<ApplyModeration> for PermissionActor {
         Box::pin(request.into_actor(self).map(move |res, act, _| {
             let user = res?;
             if let Some(user) = &user {
-                // Moderated users never use the shared cache; nothing to invalidate.
-                let key = (msg.world, user.id.clone());
-                if msg.state == Moderation::None {
-                    act.moderation.remove(&key);
-                } else {
-                    act.moderation.insert(key, msg.state);
+                act.set_moderation_state(msg.world.clone(), user.id.clone(), msg.state);
+                if let Some(cluster) = &act.cluster {
+                    cluster.publish(crate::cluster::ClusterMessage::Moderation {
+                        world: msg.world,
+                        user: user.id.clone(),
+                        state: msg.state,
+                    });
                 }
                 log::info!(
                     "moderation: world={} user={} state={}",
@@ -388,6 +408,48 @@ impl Handler<ApplyModeration> for PermissionActor {
             }
             Ok(user)
         }))
+    }
+}
+
+/// Sent by the cluster listener: an operator changed a user's moderation on another instance
+/// (already saved there).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ApplyRemoteModeration {
+    pub world: WorldId,
+    pub user: UserId,
+    pub state: Moderation,
+}
+
+impl Handler<ApplyRemoteModeration> for PermissionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ApplyRemoteModeration, _: &mut Context<Self>) {
+        log::info!(
+            "moderation: world={} user={} state={} (on another instance)",
+            msg.world,
+            msg.user,
+            msg.state.as_str()
+        );
+        self.set_moderation_state(msg.world, msg.user, msg.state);
+    }
+}
+
+/// Sent by the cluster listener after a reconnect: re-read every moderation state.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ResyncModeration;
+
+impl Handler<ResyncModeration> for PermissionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ResyncModeration, ctx: &mut Context<Self>) {
+        let load = self.store.load_moderation();
+        ctx.spawn(load.into_actor(self).map(|result, act, _| {
+            if let Ok(all) = result {
+                act.moderation = all.into_iter().map(|(w, u, m)| ((w, u), m)).collect();
+            }
+        }));
     }
 }
 

@@ -88,10 +88,11 @@ const MIGRATIONS: &[&str] = &[
         last_heartbeat  TIMESTAMPTZ NOT NULL
      );
      CREATE TABLE instance_sockets (
-        instance  TEXT NOT NULL,
-        user_id   TEXT NOT NULL,
-        sockets   BIGINT NOT NULL,
-        PRIMARY KEY (instance, user_id)
+        instance   TEXT NOT NULL,
+        conn       BIGINT NOT NULL,
+        user_id    TEXT NOT NULL,
+        opened_at  TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (instance, conn)
      );
      CREATE INDEX instance_sockets_by_user ON instance_sockets(user_id);
      CREATE TABLE push_payloads (

@@ -118,6 +118,26 @@ pub async fn spawn_app_with(edit: impl FnOnce(String) -> String) -> TestApp {
     start(dir, db, toml).await
 }
 
+/// A fresh database on the test binary's shared PostgreSQL server.
+pub fn fresh_pg_database() -> String {
+    let server = bbb_gateway::pgserver::shared().expect("PostgreSQL for tests starts");
+    server.fresh_database().unwrap()
+}
+
+/// An instance of a cluster: the base settings on PostgreSQL database `url`, named `name`,
+/// with the settings text transformed by `edit`.
+pub async fn spawn_pg_app_with(url: &str, name: &str, edit: impl FnOnce(String) -> String) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let toml =
+        base_settings_toml(url).replace("[server]\n", &format!("[server]\ninstance_name = \"{name}\"\n"));
+    let toml = edit(toml);
+    start(dir, PathBuf::from(url), toml).await
+}
+
+pub async fn spawn_pg_app(url: &str, name: &str) -> TestApp {
+    spawn_pg_app_with(url, name, |s| s).await
+}
+
 /// `{PORT}` in the settings text is replaced by the port the app listens on, so servers can
 /// point at the app's own simulator instances.
 pub async fn restart_with(dir: tempfile::TempDir, db: PathBuf, toml: String) -> TestApp {

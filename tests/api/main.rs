@@ -7,6 +7,7 @@ mod bbb_today;
 mod browser;
 mod chat;
 mod conversations;
+mod cluster;
 mod hardening;
 mod helpers;
 mod loadgen;

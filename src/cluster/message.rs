@@ -1,0 +1,199 @@
+//! What instances tell each other over `LISTEN/NOTIFY` (pure: encoding and decoding).
+//! A notification carries an [`Envelope`]; one whose JSON would exceed
+//! [`MAX_INLINE_BYTES`] is stored in `push_payloads` and the notification names its row.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::bus::Publish;
+use crate::ids::{ServerId, UserId, WorldId};
+use crate::registry::Push;
+use crate::store::Moderation;
+
+/// PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; stay well below.
+pub const MAX_INLINE_BYTES: usize = 7000;
+
+/// The one notification channel every instance listens on.
+pub const CHANNEL: &str = "bbb_gateway";
+
+/// A push as it crosses instances.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum WirePush {
+    Frame { frame: String },
+    ProfileChanged { profile: Value, frame: String },
+    Reload,
+}
+
+impl WirePush {
+    /// `None` for pushes that never cross instances (`Replaced` is targeted: see
+    /// [`ClusterMessage::Replace`]).
+    pub fn from_push(push: &Push) -> Option<Self> {
+        match push {
+            Push::Frame(frame) => Some(WirePush::Frame {
+                frame: frame.to_string(),
+            }),
+            Push::ProfileChanged { profile, frame } => Some(WirePush::ProfileChanged {
+                profile: profile.clone(),
+                frame: frame.to_string(),
+            }),
+            Push::Reload => Some(WirePush::Reload),
+            Push::Replaced => None,
+        }
+    }
+
+    pub fn into_push(self) -> Push {
+        match self {
+            WirePush::Frame { frame } => Push::Frame(Arc::from(frame)),
+            WirePush::ProfileChanged { profile, frame } => Push::ProfileChanged {
+                profile,
+                frame: Arc::from(frame),
+            },
+            WirePush::Reload => Push::Reload,
+        }
+    }
+}
+
+/// One delivery of a publish as it crosses instances.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WireDelivery {
+    pub user: UserId,
+    pub push: WirePush,
+}
+
+/// The deliveries of a publish meant for other instances (every audience there is a whole
+/// user; `Replaced` never crosses).
+pub fn deliveries(publish: &Publish) -> Vec<WireDelivery> {
+    publish
+        .deliveries
+        .iter()
+        .filter_map(|d| {
+            Some(WireDelivery {
+                user: d.to.user().clone(),
+                push: WirePush::from_push(&d.push)?,
+            })
+        })
+        .collect()
+}
+
+/// One thing an instance tells the others.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ClusterMessage {
+    /// Deliver these pushes, in order, to every socket of these users.
+    Push {
+        users: Vec<UserId>,
+        pushes: Vec<WirePush>,
+    },
+    /// `connection_limit`: the socket `conn` of `instance` is replaced (`connection.replaced`).
+    Replace {
+        instance: String,
+        user: UserId,
+        conn: u64,
+    },
+    /// An operator enabled or disabled a server.
+    ServerActive { server: ServerId, active: bool },
+    /// An operator changed a user's moderation state.
+    Moderation {
+        world: WorldId,
+        user: UserId,
+        state: Moderation,
+    },
+}
+
+/// A notification's payload: who sent it and either the message or the row holding it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg: Option<ClusterMessage>,
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "ref")]
+    pub payload_ref: Option<i64>,
+}
+
+/// How to send `msg` from `from`: inline JSON, or (too large) the JSON of the message alone,
+/// to be stored in a row whose id the notification then carries.
+#[derive(Debug, PartialEq)]
+pub enum Encoded {
+    Inline(String),
+    Stored(String),
+}
+
+pub fn encode(from: &str, msg: &ClusterMessage) -> Result<Encoded, serde_json::Error> {
+    let inline = serde_json::to_string(&Envelope {
+        from: from.to_string(),
+        msg: Some(msg.clone()),
+        payload_ref: None,
+    })?;
+    if inline.len() <= MAX_INLINE_BYTES {
+        Ok(Encoded::Inline(inline))
+    } else {
+        Ok(Encoded::Stored(serde_json::to_string(msg)?))
+    }
+}
+
+/// The notification for a message stored in row `id`.
+pub fn reference(from: &str, id: i64) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&Envelope {
+        from: from.to_string(),
+        msg: None,
+        payload_ref: Some(id),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn small_messages_go_inline_and_round_trip() {
+        let msg = ClusterMessage::Publish {
+            deliveries: vec![WireDelivery {
+                user: UserId::new("u"),
+                push: WirePush::Frame {
+                    frame: "[\"chat.event\",{}]".into(),
+                },
+            }],
+        };
+        let Encoded::Inline(text) = encode("a", &msg).unwrap() else {
+            panic!("expected inline")
+        };
+        let back: Envelope = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.from, "a");
+        assert_eq!(back.msg, Some(msg));
+    }
+
+    #[test]
+    fn large_messages_are_stored_and_referenced() {
+        let msg = ClusterMessage::Publish {
+            deliveries: vec![WireDelivery {
+                user: UserId::new("u"),
+                push: WirePush::Frame {
+                    frame: "x".repeat(MAX_INLINE_BYTES),
+                },
+            }],
+        };
+        let Encoded::Stored(text) = encode("a", &msg).unwrap() else {
+            panic!("expected stored")
+        };
+        assert_eq!(serde_json::from_str::<ClusterMessage>(&text).unwrap(), msg);
+        let note: Envelope = serde_json::from_str(&reference("a", 7).unwrap()).unwrap();
+        assert_eq!(note.payload_ref, Some(7));
+        assert!(note.msg.is_none());
+    }
+
+    #[test]
+    fn pushes_convert_both_ways_and_replaced_stays_local() {
+        let push = Push::ProfileChanged {
+            profile: serde_json::json!({"display_name": "A"}),
+            frame: Arc::from("f"),
+        };
+        let wire = WirePush::from_push(&push).unwrap();
+        assert!(matches!(wire.clone().into_push(), Push::ProfileChanged { frame, .. } if &*frame == "f"));
+        assert!(WirePush::from_push(&Push::Replaced).is_none());
+        assert_eq!(WirePush::from_push(&Push::Reload), Some(WirePush::Reload));
+    }
+}
