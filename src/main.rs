@@ -1,6 +1,7 @@
-//! Command line: `bbb-gateway [--config PATH] [--bind ADDR:PORT] [--simulate-only]`. Loads
-//! settings (exit 2 when they are invalid), sets up logging and runs the service, or with
-//! `--simulate-only` only the BBB simulator (the BBB side of benchmarks).
+//! Command line: `bbb-gateway [--config PATH] [--bind ADDR:PORT] [--simulate-only]`, or
+//! `bbb-gateway migrate-store --from FILE --to postgres://...`. Loads settings (exit 2 when
+//! they are invalid), sets up logging and runs the service, or with `--simulate-only` only the
+//! BBB simulator (the BBB side of benchmarks).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +34,37 @@ struct Cli {
     /// Serve only the BBB simulator (the BBB side of benchmarks).
     #[arg(long)]
     simulate_only: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Copy an SQLite database (stop the service first) into an empty PostgreSQL database.
+    MigrateStore {
+        /// The SQLite file (`server.database` of the single instance).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The PostgreSQL URL the cluster will use (`postgres://user:pass@host/db`).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
+}
+
+/// `migrate-store`: prints one line per copied table.
+async fn migrate_store(from: PathBuf, to: String) -> ExitCode {
+    match bbb_gateway::store::transfer::sqlite_to_postgres(&from, &to).await {
+        Ok(copied) => {
+            for c in copied {
+                println!("{}: {} rows", c.table, c.rows);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bbb-gateway: migrate-store: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 #[actix_web::main]
@@ -40,6 +72,9 @@ async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     // Bad arguments print the problem and usage and exit with status 2.
     let cli = Cli::parse();
+    if let Some(Command::MigrateStore { from, to }) = cli.command {
+        return migrate_store(from, to).await;
+    }
     let mut settings = match config::load(&cli.config) {
         Ok(s) => s,
         Err(e) => {

@@ -15,6 +15,7 @@ pub mod pg_schema;
 pub mod postgres;
 pub mod schema;
 pub mod sqlite;
+pub mod transfer;
 pub mod users;
 
 use std::future::Future;

@@ -12,6 +12,7 @@ mod conversations;
 mod hardening;
 mod helpers;
 mod loadgen;
+mod migrate;
 mod protocol;
 mod startup;
 mod tls;
