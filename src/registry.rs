@@ -194,14 +194,16 @@ impl Handler<AreOnline> for SessionRegistry {
         // In a cluster: sockets on every live instance count (this one's are known here even
         // when the database is unreachable).
         let online = cluster.online(msg.users.clone());
-        Box::pin(online.into_actor(self).map(move |result, _, _| match result {
-            Ok(elsewhere) => msg
-                .users
-                .iter()
-                .zip(local)
-                .map(|(u, here)| here || elsewhere.contains(u))
-                .collect(),
-            Err(_) => local,
+        Box::pin(online.into_actor(self).map(move |result, _, _| {
+            match result {
+                Ok(elsewhere) => msg
+                    .users
+                    .iter()
+                    .zip(local)
+                    .map(|(u, here)| here || elsewhere.contains(u))
+                    .collect(),
+                Err(_) => local,
+            }
         }))
     }
 }

@@ -82,11 +82,9 @@ pub fn deliveries(publish: &Publish) -> Vec<WireDelivery> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ClusterMessage {
-    /// Deliver these pushes, in order, to every socket of these users.
-    Push {
-        users: Vec<UserId>,
-        pushes: Vec<WirePush>,
-    },
+    /// A bus publish (`bus::Publish::for_other_instances`): deliver each push to every socket
+    /// of its user, in this order.
+    Publish { deliveries: Vec<WireDelivery> },
     /// `connection_limit`: the socket `conn` of `instance` is replaced (`connection.replaced`).
     Replace {
         instance: String,

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::balancer::{params, AdminRefusal, ListServers, MoveRoom, SetServerActive};
-use crate::cluster::InstanceInfo;
 use crate::bus::{self, Audience, Delivery, Publish};
+use crate::cluster::InstanceInfo;
 use crate::ids::{RoomId, ServerId, WorldId};
 use crate::permissions::rules::Moderation;
 use crate::permissions::ApplyModeration;

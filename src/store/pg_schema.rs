@@ -12,7 +12,8 @@ const MIGRATION_LOCK: i64 = 0x6262_6267_7701;
 /// Migration N (1-based) is `MIGRATIONS[N - 1]`. The same tables as SQLite's (`schema.rs`)
 /// plus what only a cluster needs.
 const MIGRATIONS: &[&str] = &[
-    // 1: users, explicit role grants, meetings, server overrides, channels, events, calls
+    // 1: what SQLite's migrations 1-4 hold: users, grants, meetings, overrides, channels with
+    //    hidden memberships and activity, events, calls, read pointers, notifications
     "CREATE TABLE users (
         id          TEXT PRIMARY KEY,
         world       TEXT NOT NULL,
@@ -21,7 +22,8 @@ const MIGRATIONS: &[&str] = &[
         traits      TEXT NOT NULL DEFAULT '[]',
         profile     TEXT NOT NULL DEFAULT '{}',
         moderation  TEXT NOT NULL DEFAULT 'none',
-        created_at  TEXT NOT NULL
+        created_at  TEXT NOT NULL,
+        last_login_ms BIGINT
      );
      CREATE UNIQUE INDEX users_by_token ON users(world, token_uid) WHERE token_uid IS NOT NULL;
      CREATE UNIQUE INDEX users_by_client ON users(world, client_id) WHERE client_id IS NOT NULL;
@@ -52,11 +54,14 @@ const MIGRATIONS: &[&str] = &[
         world       TEXT NOT NULL,
         member_key  TEXT NOT NULL,
         created_at  TEXT NOT NULL,
+        last_activity TEXT NOT NULL DEFAULT '',
         UNIQUE (world, member_key)
      );
+     CREATE INDEX channels_by_activity ON channels(world, last_activity);
      CREATE TABLE channel_members (
         channel_id  TEXT NOT NULL REFERENCES channels(id),
         user_id     TEXT NOT NULL,
+        hidden      BOOLEAN NOT NULL DEFAULT FALSE,
         PRIMARY KEY (channel_id, user_id)
      );
      CREATE INDEX channel_members_by_user ON channel_members(user_id);
@@ -80,6 +85,18 @@ const MIGRATIONS: &[&str] = &[
         call_id  TEXT NOT NULL REFERENCES calls(id),
         user_id  TEXT NOT NULL,
         PRIMARY KEY (call_id, user_id)
+     );
+     CREATE TABLE read_pointers (
+        user_id     TEXT NOT NULL,
+        channel_id  TEXT NOT NULL REFERENCES channels(id),
+        event_id    BIGINT NOT NULL,
+        PRIMARY KEY (user_id, channel_id)
+     );
+     CREATE TABLE notifications (
+        user_id     TEXT NOT NULL,
+        channel_id  TEXT NOT NULL REFERENCES channels(id),
+        event_id    BIGINT NOT NULL,
+        PRIMARY KEY (user_id, channel_id, event_id)
      );",
     // 2: the cluster: live instances, large push payloads, create claims, shared server view
     "CREATE TABLE instances (

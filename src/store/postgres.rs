@@ -9,13 +9,15 @@ use std::sync::Arc;
 
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio_postgres::{NoTls, Row};
 
+use super::pg_chat;
 use super::pg_schema::{self, MigrateError};
 use super::{
-    Appended, CallRecord, ChannelInfo, ChatEvent, ChatRefusal, LoginKey, MeetingRecord, MeetingSecrets,
-    Moderation, NewContent, StoreBackend, StoreError, StoreFuture, StoreResult, StoredGrant, UserRecord,
+    Appended, CallRecord, ChannelInfo, ChatEvent, ChatRefusal, ConversationList, DirectChannelOutcome,
+    LoginKey, MeetingRecord, MeetingSecrets, Moderation, NewContent, PointerRule, Searchable, StoreBackend,
+    StoreError, StoreFuture, StoreResult, StoredGrant, UserRecord,
 };
 use crate::ids::{new_uuid, CallId, ChannelId, RoomId, ServerId, UserId, WorldId};
 
@@ -176,11 +178,11 @@ impl PgStore {
     }
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-const USER_COLUMNS: &str = "id, world, token_uid, traits, profile, moderation";
+const USER_COLUMNS: &str = "id, world, token_uid, traits, profile, moderation, last_login_ms";
 
 fn user_from_row(row: &Row) -> UserRecord {
     let traits: String = row.get(3);
@@ -193,10 +195,15 @@ fn user_from_row(row: &Row) -> UserRecord {
         traits: serde_json::from_str(&traits).unwrap_or_default(),
         profile: serde_json::from_str(&profile).unwrap_or_else(|_| Value::Object(Default::default())),
         moderation: Moderation::parse(&moderation).unwrap_or_default(),
+        last_login_ms: row.get(6),
     }
 }
 
-async fn find_user(c: &impl GenericClient, world: &str, id: &str) -> StoreResult<Option<UserRecord>> {
+pub(super) async fn find_user(
+    c: &impl GenericClient,
+    world: &str,
+    id: &str,
+) -> StoreResult<Option<UserRecord>> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE world = $1 AND id = $2");
     Ok(c.query_opt(&sql, &[&world, &id])
         .await?
@@ -267,256 +274,6 @@ async fn login(
     )
     .await?;
     find_by_key(c, world.as_str(), key).await
-}
-
-async fn members_of(c: &impl GenericClient, channel: &str) -> StoreResult<Vec<UserId>> {
-    Ok(c.query(
-        "SELECT user_id FROM channel_members WHERE channel_id = $1 ORDER BY user_id",
-        &[&channel],
-    )
-    .await?
-    .iter()
-    .map(|r| UserId(r.get(0)))
-    .collect())
-}
-
-async fn next_event_id(c: &impl GenericClient, channel: &str) -> StoreResult<i64> {
-    Ok(c.query_one(
-        "SELECT COALESCE(MAX(event_id), 0) + 1 FROM chat_events WHERE channel_id = $1",
-        &[&channel],
-    )
-    .await?
-    .get(0))
-}
-
-async fn channel_info(c: &impl GenericClient, world: &WorldId, channel: &str) -> StoreResult<ChannelInfo> {
-    let mut members = Vec::new();
-    for id in members_of(c, channel).await? {
-        if let Some(user) = find_user(c, world.as_str(), id.as_str()).await? {
-            members.push(user);
-        }
-    }
-    Ok(ChannelInfo {
-        id: ChannelId(channel.to_string()),
-        members,
-        next_event_id: next_event_id(c, channel).await?,
-    })
-}
-
-fn member_key(members: &[UserId]) -> String {
-    let mut ids: Vec<&str> = members.iter().map(UserId::as_str).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids.join(",")
-}
-
-async fn direct_channel(
-    c: &mut deadpool_postgres::Object,
-    world: &WorldId,
-    members: &[UserId],
-) -> StoreResult<Result<ChannelInfo, ChatRefusal>> {
-    let key = member_key(members);
-    if key.split(',').count() < 2 {
-        return Ok(Err(ChatRefusal::TooFewMembers));
-    }
-    let tx = c.transaction().await?;
-    for id in members {
-        if find_user(&tx, world.as_str(), id.as_str()).await?.is_none() {
-            return Ok(Err(ChatRefusal::UnknownUser));
-        }
-    }
-    tx.execute(
-        "INSERT INTO channels (id, world, member_key, created_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (world, member_key) DO NOTHING",
-        &[&new_uuid(), &world.as_str(), &key, &now()],
-    )
-    .await?;
-    let id: String = tx
-        .query_one(
-            "SELECT id FROM channels WHERE world = $1 AND member_key = $2",
-            &[&world.as_str(), &key],
-        )
-        .await?
-        .get(0);
-    for member in key.split(',') {
-        tx.execute(
-            "INSERT INTO channel_members (channel_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&id, &member],
-        )
-        .await?;
-    }
-    let info = channel_info(&tx, world, &id).await?;
-    tx.commit().await?;
-    Ok(Ok(info))
-}
-
-async fn channels_of(
-    c: &impl GenericClient,
-    world: &WorldId,
-    user: &UserId,
-) -> StoreResult<Vec<ChannelInfo>> {
-    let ids: Vec<String> = c
-        .query(
-            "SELECT c.id FROM channels c JOIN channel_members m ON m.channel_id = c.id
-             WHERE m.user_id = $1 AND c.world = $2 ORDER BY c.created_at, c.id",
-            &[&user.as_str(), &world.as_str()],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push(channel_info(c, world, &id).await?);
-    }
-    Ok(out)
-}
-
-/// The channel's members when `user` may use it; with `lock`, the channel row is locked for
-/// the transaction (event ids are assigned one writer at a time across instances).
-async fn check_member(
-    c: &impl GenericClient,
-    world: &WorldId,
-    channel: &str,
-    user: &UserId,
-    lock: bool,
-) -> StoreResult<Result<Vec<UserId>, ChatRefusal>> {
-    let sql = if lock {
-        "SELECT world FROM channels WHERE id = $1 FOR UPDATE"
-    } else {
-        "SELECT world FROM channels WHERE id = $1"
-    };
-    let found: Option<String> = c.query_opt(sql, &[&channel]).await?.map(|r| r.get(0));
-    if found.as_deref() != Some(world.as_str()) {
-        return Ok(Err(ChatRefusal::UnknownChannel));
-    }
-    let members = members_of(c, channel).await?;
-    if !members.contains(user) {
-        return Ok(Err(ChatRefusal::NotMember));
-    }
-    Ok(Ok(members))
-}
-
-async fn append(
-    c: &mut deadpool_postgres::Object,
-    world: &WorldId,
-    channel: &str,
-    sender: &UserId,
-    event_type: &str,
-    content: NewContent,
-) -> StoreResult<Result<Appended, ChatRefusal>> {
-    let tx = c.transaction().await?;
-    let members = match check_member(&tx, world, channel, sender, true).await? {
-        Ok(m) => m,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
-    let (content, call) = match content {
-        NewContent::Message(content) => (content, None),
-        NewContent::Call => {
-            let call = CallId(new_uuid());
-            tx.execute(
-                "INSERT INTO calls (id, world, channel_id, created_by, created_at) VALUES ($1, $2, $3, $4, $5)",
-                &[&call.as_str(), &world.as_str(), &channel, &sender.as_str(), &now()],
-            )
-            .await?;
-            for user in &members {
-                tx.execute(
-                    "INSERT INTO call_invites (call_id, user_id) VALUES ($1, $2)",
-                    &[&call.as_str(), &user.as_str()],
-                )
-                .await?;
-            }
-            (
-                json!({"type": "call", "body": {"id": call, "type": "bbb"}}),
-                Some(call),
-            )
-        }
-    };
-    let event = ChatEvent {
-        event_id: next_event_id(&tx, channel).await?,
-        channel: ChannelId(channel.to_string()),
-        sender: sender.clone(),
-        timestamp: now(),
-        event_type: event_type.to_string(),
-        content,
-    };
-    tx.execute(
-        "INSERT INTO chat_events (channel_id, event_id, sender, timestamp, event_type, content)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        &[
-            &channel,
-            &event.event_id,
-            &sender.as_str(),
-            &event.timestamp,
-            &event.event_type,
-            &event.content.to_string(),
-        ],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Ok(Appended { event, members, call }))
-}
-
-async fn fetch(
-    c: &impl GenericClient,
-    world: &WorldId,
-    channel: &str,
-    user: &UserId,
-    count: u32,
-    before_id: Option<i64>,
-) -> StoreResult<Result<Vec<ChatEvent>, ChatRefusal>> {
-    if let Err(refusal) = check_member(c, world, channel, user, false).await? {
-        return Ok(Err(refusal));
-    }
-    let mut events: Vec<ChatEvent> = c
-        .query(
-            "SELECT event_id, sender, timestamp, event_type, content FROM chat_events
-             WHERE channel_id = $1 AND event_id < $2 ORDER BY event_id DESC LIMIT $3",
-            &[&channel, &before_id.unwrap_or(i64::MAX), &i64::from(count)],
-        )
-        .await?
-        .iter()
-        .map(|r| {
-            let content: String = r.get(4);
-            ChatEvent {
-                event_id: r.get(0),
-                channel: ChannelId(channel.to_string()),
-                sender: UserId(r.get(1)),
-                timestamp: r.get(2),
-                event_type: r.get(3),
-                content: serde_json::from_str(&content).unwrap_or(Value::Null),
-            }
-        })
-        .collect();
-    events.reverse();
-    Ok(Ok(events))
-}
-
-async fn get_call(c: &impl GenericClient, world: &WorldId, call: &str) -> StoreResult<Option<CallRecord>> {
-    let Some(row) = c
-        .query_opt(
-            "SELECT channel_id FROM calls WHERE id = $1 AND world = $2",
-            &[&call, &world.as_str()],
-        )
-        .await?
-    else {
-        return Ok(None);
-    };
-    let invited = c
-        .query(
-            "SELECT user_id FROM call_invites WHERE call_id = $1 ORDER BY user_id",
-            &[&call],
-        )
-        .await?
-        .iter()
-        .map(|r| UserId(r.get(0)))
-        .collect();
-    Ok(Some(CallRecord {
-        id: CallId(call.to_string()),
-        world: world.clone(),
-        channel: ChannelId(row.get(0)),
-        invited,
-    }))
 }
 
 impl StoreBackend for PgStore {
@@ -671,12 +428,13 @@ impl StoreBackend for PgStore {
         &self,
         world: WorldId,
         members: Vec<UserId>,
-    ) -> StoreFuture<Result<ChannelInfo, ChatRefusal>> {
-        self.run(move |mut c| async move { direct_channel(&mut c, &world, &members).await })
-    }
-
-    fn channels_of(&self, world: WorldId, user: UserId) -> StoreFuture<Vec<ChannelInfo>> {
-        self.run(move |c| async move { channels_of(&c, &world, &user).await })
+        caller: UserId,
+        hide: bool,
+        member_content: fn(&UserRecord) -> Value,
+    ) -> StoreFuture<Result<DirectChannelOutcome, ChatRefusal>> {
+        self.run(move |mut c| async move {
+            pg_chat::direct_channel(&mut c, &world, &members, &caller, hide, member_content).await
+        })
     }
 
     fn append_event(
@@ -688,7 +446,7 @@ impl StoreBackend for PgStore {
         content: NewContent,
     ) -> StoreFuture<Result<Appended, ChatRefusal>> {
         self.run(move |mut c| async move {
-            append(&mut c, &world, channel.as_str(), &sender, &event_type, content).await
+            pg_chat::append(&mut c, &world, channel.as_str(), &sender, &event_type, content).await
         })
     }
 
@@ -700,11 +458,103 @@ impl StoreBackend for PgStore {
         count: u32,
         before_id: Option<i64>,
     ) -> StoreFuture<Result<Vec<ChatEvent>, ChatRefusal>> {
-        self.run(move |c| async move { fetch(&c, &world, channel.as_str(), &user, count, before_id).await })
+        self.run(move |c| async move {
+            pg_chat::fetch(&c, &world, channel.as_str(), &user, count, before_id).await
+        })
     }
 
     fn get_call(&self, world: WorldId, call: CallId) -> StoreFuture<Option<CallRecord>> {
-        self.run(move |c| async move { get_call(&c, &world, call.as_str()).await })
+        self.run(move |c| async move { pg_chat::get_call(&c, &world, call.as_str()).await })
+    }
+
+    fn login_conversations(
+        &self,
+        world: WorldId,
+        user: UserId,
+        now_ms: i64,
+        limit: usize,
+    ) -> StoreFuture<ConversationList> {
+        self.run(move |c| async move { pg_chat::login(&c, &world, &user, now_ms, limit).await })
+    }
+
+    fn conversation_list(&self, world: WorldId, user: UserId, limit: usize) -> StoreFuture<ConversationList> {
+        self.run(move |c| async move { pg_chat::list(&c, &world, &user, limit).await })
+    }
+
+    fn pointers_and_counts(
+        &self,
+        world: WorldId,
+        user: UserId,
+        limit: usize,
+    ) -> StoreFuture<ConversationList> {
+        self.run(move |c| async move { pg_chat::pointers_and_counts_of(&c, &world, &user, limit).await })
+    }
+
+    fn subscribe_channel(
+        &self,
+        world: WorldId,
+        channel: ChannelId,
+        user: UserId,
+    ) -> StoreFuture<Result<ChannelInfo, ChatRefusal>> {
+        self.run(move |c| async move { pg_chat::subscribe(&c, &world, channel.as_str(), &user).await })
+    }
+
+    fn channel_exists(&self, world: WorldId, channel: ChannelId) -> StoreFuture<bool> {
+        self.run(move |c| async move { pg_chat::exists(&c, &world, channel.as_str()).await })
+    }
+
+    fn hide_channel(
+        &self,
+        world: WorldId,
+        channel: ChannelId,
+        user: UserId,
+    ) -> StoreFuture<Result<(), ChatRefusal>> {
+        self.run(move |c| async move { pg_chat::hide(&c, &world, channel.as_str(), &user).await })
+    }
+
+    fn mark_read(
+        &self,
+        world: WorldId,
+        channel: ChannelId,
+        user: UserId,
+        id: i64,
+        rule: PointerRule,
+    ) -> StoreFuture<Result<(), ChatRefusal>> {
+        self.run(move |mut c| async move {
+            pg_chat::mark_read(&mut c, &world, channel.as_str(), &user, id, rule).await
+        })
+    }
+
+    fn users_by_ids(&self, world: WorldId, ids: Vec<UserId>) -> StoreFuture<Vec<UserRecord>> {
+        self.run(move |c| async move { pg_chat::users_by_ids(&c, &world, &ids).await })
+    }
+
+    fn searchable_users(&self, world: WorldId) -> StoreFuture<Vec<Searchable>> {
+        self.run(move |c| async move {
+            Ok(c.query(
+                "SELECT id, profile, last_login_ms FROM users WHERE world = $1 AND moderation != 'banned'",
+                &[&world.as_str()],
+            )
+            .await?
+            .iter()
+            .filter_map(|r| {
+                let profile: String = r.get(1);
+                let Ok(Value::Object(mut profile)) = serde_json::from_str::<Value>(&profile) else {
+                    return None;
+                };
+                let display_name = match profile.get("display_name") {
+                    Some(Value::String(name)) if !name.is_empty() => name.clone(),
+                    _ => return None,
+                };
+                Some(Searchable {
+                    id: UserId(r.get(0)),
+                    display_name,
+                    avatar: profile.remove("avatar"),
+                    last_login_ms: r.get(2),
+                })
+            })
+            .collect())
+        })
     }
 
     fn ping(&self) -> StoreFuture<()> {

@@ -189,29 +189,55 @@ async fn chat_channels_events_and_calls_round_trip(store: Store) {
     }
     let (a, b, c) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
     assert_eq!(
-        store.direct_channel(w.clone(), vec![a.clone()]).await.unwrap(),
+        store
+            .direct_channel(w.clone(), vec![a.clone()], a.clone(), false, no_content)
+            .await
+            .unwrap()
+            .map(|o| o.info),
         Err(ChatRefusal::TooFewMembers)
     );
     assert_eq!(
         store
-            .direct_channel(w.clone(), vec![a.clone(), UserId::new("ghost")])
+            .direct_channel(
+                w.clone(),
+                vec![a.clone(), UserId::new("ghost")],
+                a.clone(),
+                false,
+                no_content
+            )
             .await
-            .unwrap(),
+            .unwrap()
+            .map(|o| o.info),
         Err(ChatRefusal::UnknownUser)
     );
     let ch = store
-        .direct_channel(w.clone(), vec![a.clone(), b.clone()])
+        .direct_channel(
+            w.clone(),
+            vec![a.clone(), b.clone()],
+            a.clone(),
+            false,
+            no_content,
+        )
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .info;
     let same = store
-        .direct_channel(w.clone(), vec![b.clone(), a.clone(), a.clone()])
+        .direct_channel(
+            w.clone(),
+            vec![b.clone(), a.clone(), a.clone()],
+            b.clone(),
+            false,
+            no_content,
+        )
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .info;
     assert_eq!(ch.id, same.id, "one channel per member set");
     assert_eq!(ch.members.len(), 2);
-    assert_eq!(ch.next_event_id, 1);
+    // Two member events come first.
+    assert_eq!(ch.next_event_id, 3);
     let first = store
         .append_event(
             w.clone(),
@@ -223,7 +249,7 @@ async fn chat_channels_events_and_calls_round_trip(store: Store) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(first.event.event_id, 1);
+    assert_eq!(first.event.event_id, 3);
     assert_eq!(first.members.len(), 2);
     let call = store
         .append_event(
@@ -236,7 +262,7 @@ async fn chat_channels_events_and_calls_round_trip(store: Store) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(call.event.event_id, 2);
+    assert_eq!(call.event.event_id, 4);
     let call_id = call.call.clone().unwrap();
     let record = store.get_call(w.clone(), call_id.clone()).await.unwrap().unwrap();
     assert_eq!(record.channel, ch.id);
@@ -266,14 +292,17 @@ async fn chat_channels_events_and_calls_round_trip(store: Store) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(events.iter().map(|e| e.event_id).collect::<Vec<_>>(), vec![1, 2]);
-    assert_eq!(events[0].content["body"], "hi");
+    assert_eq!(
+        events.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert_eq!(events[2].content["body"], "hi");
     let older = store
-        .fetch_events(w.clone(), ch.id.clone(), b.clone(), 10, Some(2))
+        .fetch_events(w.clone(), ch.id.clone(), b.clone(), 10, Some(4))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(older.len(), 1);
+    assert_eq!(older.len(), 3);
     assert_eq!(
         store
             .fetch_events(w.clone(), ChannelId::new("nope"), a.clone(), 10, None)
@@ -281,10 +310,15 @@ async fn chat_channels_events_and_calls_round_trip(store: Store) {
             .unwrap(),
         Err(ChatRefusal::UnknownChannel)
     );
-    let listed = store.channels_of(w.clone(), a).await.unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].next_event_id, 3);
-    assert!(store.channels_of(w, c).await.unwrap().is_empty());
+    let listed = store.conversation_list(w.clone(), a, 100).await.unwrap();
+    assert_eq!(listed.channels.len(), 1);
+    assert_eq!(listed.channels[0].next_event_id, 5);
+    assert!(store
+        .conversation_list(w, c, 100)
+        .await
+        .unwrap()
+        .channels
+        .is_empty());
 }
 
 async fn concurrent_appends_get_distinct_ids(store: Store) {
@@ -301,10 +335,11 @@ async fn concurrent_appends_get_distinct_ids(store: Store) {
         );
     }
     let ch = store
-        .direct_channel(w.clone(), ids.clone())
+        .direct_channel(w.clone(), ids.clone(), ids[0].clone(), false, no_content)
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .info;
     let sends = (0..20).map(|i| {
         store.append_event(
             w.clone(),
@@ -320,7 +355,11 @@ async fn concurrent_appends_get_distinct_ids(store: Store) {
         .map(|r| r.unwrap().unwrap().event.event_id)
         .collect();
     got.sort();
-    assert_eq!(got, (1..=20).collect::<Vec<_>>());
+    assert_eq!(got, (3..=22).collect::<Vec<_>>(), "after the two member events");
+}
+
+fn no_content(_: &UserRecord) -> serde_json::Value {
+    serde_json::json!({})
 }
 
 #[test]

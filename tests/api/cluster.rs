@@ -220,3 +220,82 @@ async fn instances_starting_together_on_an_empty_database_migrate_once() {
         assert_eq!(status, 200, "{body}");
     }
 }
+
+/// The frame names a socket receives until (and including) `last`.
+async fn names_until(ws: &mut Ws, last: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for _ in 0..20 {
+        let frame = ws.recv().await;
+        let name = frame[0].as_str().unwrap().to_string();
+        names.push(name.clone());
+        if name == last {
+            return names;
+        }
+    }
+    panic!("no {last}: {names:?}");
+}
+
+#[actix_web::test]
+async fn conversation_pushes_cross_instances_in_order_and_presence_counts_every_instance() {
+    let (a, b) = two_instances().await;
+    let (mut ann, _) = a.client("sample", "ann").await;
+    ann.set_name("Ann").await;
+    let (mut ben, ben_body) = b.client("sample", "ben").await;
+    ben.set_name("Ben").await;
+    let ben_id = user_id(&ben_body);
+    let (mut ben_on_a, _) = a.client("sample", "ben").await;
+
+    let r = ann
+        .request("chat.direct.create", json!({"users": [ben_id]}))
+        .await;
+    assert_eq!(r[0], "success", "{r}");
+    let channel = r[2]["id"].as_str().unwrap().to_string();
+    let r = ann
+        .request(
+            "chat.send",
+            json!({"channel": channel, "event_type": "channel.message",
+                   "content": {"type": "text", "body": "hello"}}),
+        )
+        .await;
+    assert_eq!(r[0], "success", "{r}");
+    let expected = [
+        "chat.channels",
+        "chat.event",
+        "chat.unread_pointers",
+        "chat.notification",
+    ];
+    assert_eq!(names_until(&mut ben, "chat.notification").await, expected, "on B");
+    assert_eq!(
+        names_until(&mut ben_on_a, "chat.notification").await,
+        expected,
+        "on A"
+    );
+
+    // Reading on B: Ben's socket on A gets the pointers, then the counts.
+    let event_id = r[2]["event"]["event_id"].clone();
+    let r = ben
+        .request("chat.mark_read", json!({"channel": channel, "id": event_id}))
+        .await;
+    assert_eq!(r[0], "success", "{r}");
+    let pointers = ben_on_a.recv().await;
+    assert_eq!(pointers[0], "chat.read_pointers", "{pointers}");
+    assert_eq!(pointers[1][channel.as_str()], event_id);
+    let counts = ben_on_a.recv().await;
+    assert_eq!(counts, json!(["chat.notification_counts", {}]));
+
+    // Presence: Ben's socket on B counts on A; after both close, A says false within a second.
+    drop(ben_on_a);
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    let r = ann.request("user.online_status", json!({"ids": [ben_id]})).await;
+    assert_eq!(r[2][ben_id.as_str()], true, "Ben is on B: {r}");
+    drop(ben);
+    let closed = Instant::now();
+    loop {
+        let r = ann.request("user.online_status", json!({"ids": [ben_id]})).await;
+        if r[2][ben_id.as_str()] == false {
+            break;
+        }
+        assert!(closed.elapsed() < Duration::from_secs(1), "still online: {r}");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}

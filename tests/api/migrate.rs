@@ -73,7 +73,11 @@ async fn migrate_store_moves_an_sqlite_deployment_to_postgres() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("chat_events: 2 rows"), "{stdout}");
+    assert!(
+        stdout.contains("chat_events: 4 rows"),
+        "two member events, two messages: {stdout}"
+    );
+    assert!(stdout.contains("notifications: 2 rows"), "{stdout}");
 
     // A second import into the same database is refused: nothing is merged.
     let again = Command::new(env!("CARGO_BIN_EXE_bbb-gateway"))
@@ -94,11 +98,18 @@ async fn migrate_store_moves_an_sqlite_deployment_to_postgres() {
         .as_array()
         .unwrap()
         .iter()
+        .filter(|e| e["event_type"] == "channel.message")
         .map(|e| e["content"]["body"].as_str().unwrap())
         .collect();
     assert_eq!(bodies, ["one", "two"]);
     let r = ann.request("bbb.room_url", json!({"room": "stage"})).await;
     assert_eq!(meeting_id(r[2]["url"].as_str().unwrap()), stage_meeting);
+    let (_ben, body) = new.client("sample", "ben").await;
+    assert_eq!(
+        body["chat.notification_counts"],
+        json!({ channel.as_str(): 2 }),
+        "notifications moved"
+    );
     let mut eve = new.ws("sample").await;
     let r = eve.try_authenticate(json!({"client_id": "eve"})).await;
     assert_eq!(code(&r), "auth.denied", "moderation moved too");
