@@ -73,7 +73,14 @@ impl Application {
             .with_cluster(cluster.clone())
             .start();
         let registry = SessionRegistry::new(cluster.clone()).start();
-        let metrics = Metrics::for_instance(&instance_name);
+        // In a cluster every metric carries the instance name; alone, `bbb_gateway_instance_info`
+        // names it.
+        let metrics = if cluster.is_some() {
+            Metrics::for_instance(&instance_name)
+        } else {
+            Metrics::new()
+        };
+        metrics.set_instance_info(&instance_name);
         let records = load(store.load_meetings().await)?;
         let overrides = load(store.load_server_overrides().await)?;
         let tls =
@@ -102,7 +109,8 @@ impl Application {
                     balancer: balancer.clone(),
                     perms: perms.clone(),
                 },
-            );
+            )
+            .await;
             log::info!("cluster: instance={} joined", cluster.name());
         }
         let simulator = settings.simulator.enabled.then(|| {

@@ -64,6 +64,11 @@ pub struct VersionLabels {
     pub version: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InstanceLabels {
+    pub instance_name: String,
+}
+
 struct Inner {
     registry: Registry,
     sockets_open: Gauge,
@@ -81,6 +86,7 @@ struct Inner {
     end_callbacks: Family<OutcomeLabels, Counter>,
     server_version: Family<VersionLabels, Gauge>,
     meetings_running: Gauge,
+    instance_info: Family<InstanceLabels, Gauge>,
 }
 
 /// Handle to the process's metrics.
@@ -134,6 +140,12 @@ impl Metrics {
         let end_callbacks = Family::<OutcomeLabels, Counter>::default();
         let server_version = Family::<VersionLabels, Gauge>::default();
         let meetings_running = Gauge::default();
+        let instance_info = Family::<InstanceLabels, Gauge>::default();
+        registry.register(
+            "instance_info",
+            "1, labelled with this instance's server.instance_name",
+            instance_info.clone(),
+        );
         registry.register("sockets_open", "Open WebSocket connections", sockets_open.clone());
         registry.register(
             "sessions_authenticated",
@@ -218,7 +230,18 @@ impl Metrics {
             end_callbacks,
             server_version,
             meetings_running,
+            instance_info,
         }))
+    }
+
+    /// Names this instance (`bbb_gateway_instance_info{instance_name="..."} 1`).
+    pub fn set_instance_info(&self, name: &str) {
+        self.0
+            .instance_info
+            .get_or_create(&InstanceLabels {
+                instance_name: name.to_string(),
+            })
+            .set(1);
     }
 
     pub fn socket_opened(&self) {

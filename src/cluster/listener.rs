@@ -24,17 +24,27 @@ pub struct Targets {
     pub perms: Addr<PermissionActor>,
 }
 
-/// Starts listening (on the store's runtime); runs for the life of the process.
-pub fn start(cluster: &Cluster, targets: Targets) {
+/// Starts listening (on the store's runtime; runs for the life of the process) and waits
+/// until the first `LISTEN` is in place (at most 5 s), so an instance that serves hears
+/// every notification published from then on.
+pub async fn start(cluster: &Cluster, targets: Targets) {
+    let (ready, listening) = tokio::sync::oneshot::channel();
     if let Some(rt) = cluster.pg().runtime().handle() {
-        rt.spawn(run(cluster.clone(), targets));
+        rt.spawn(run(cluster.clone(), targets, ready));
+    }
+    if tokio::time::timeout(Duration::from_secs(5), listening)
+        .await
+        .is_err()
+    {
+        log::warn!("cluster: instance={} is not listening yet", cluster.name());
     }
 }
 
-async fn run(cluster: Cluster, targets: Targets) {
+async fn run(cluster: Cluster, targets: Targets, ready: tokio::sync::oneshot::Sender<()>) {
     let mut connected_before = false;
+    let mut ready = Some(ready);
     loop {
-        match listen_once(&cluster, &targets, connected_before).await {
+        match listen_once(&cluster, &targets, connected_before, &mut ready).await {
             Ok(()) => {}
             Err(e) => log::debug!("cluster: listener: {e}"),
         }
@@ -44,7 +54,12 @@ async fn run(cluster: Cluster, targets: Targets) {
 }
 
 /// One connection's life: connect, LISTEN, dispatch until it breaks.
-async fn listen_once(cluster: &Cluster, targets: &Targets, resync: bool) -> Result<(), String> {
+async fn listen_once(
+    cluster: &Cluster,
+    targets: &Targets,
+    resync: bool,
+    ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<(), String> {
     let (client, mut connection) = tokio_postgres::connect(cluster.pg().url(), NoTls)
         .await
         .map_err(|e| e.to_string())?;
@@ -66,6 +81,9 @@ async fn listen_once(cluster: &Cluster, targets: &Targets, resync: bool) -> Resu
         .batch_execute(&format!("LISTEN {CHANNEL}"))
         .await
         .map_err(|e| e.to_string())?;
+    if let Some(ready) = ready.take() {
+        let _ = ready.send(());
+    }
     if resync {
         log::info!("cluster: instance={} listening again", cluster.name());
         targets.balancer.do_send(crate::balancer::ResyncShared);

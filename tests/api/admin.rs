@@ -364,6 +364,7 @@ async fn metrics_are_prometheus_text() {
         "bbb_gateway_server_cost{server=\"simulator\"}",
         "bbb_gateway_server_participants{server=\"simulator\"}",
         "bbb_gateway_login_seconds_count 1",
+        "bbb_gateway_instance_info{instance_name=\"",
     ] {
         assert!(text.contains(needle), "missing {needle} in:\n{text}");
     }
