@@ -115,6 +115,7 @@ impl Handler<MoveRoom> for BbbBalancer {
         let client = self.client.clone();
         let store = self.store.clone();
         let meeting_id = record.secrets.meeting_id.clone();
+        let moved_meeting = meeting_id.clone();
         let work = async move {
             let ended = match &old_endpoint {
                 Some(endpoint) => Some((endpoint.id.clone(), client.end(endpoint, &meeting_id).await)),
@@ -123,10 +124,11 @@ impl Handler<MoveRoom> for BbbBalancer {
             let saved = store.save_meeting(record).await.is_ok();
             (ended, saved)
         };
-        Box::pin(work.into_actor(self).map(move |(ended, saved), act, _| {
+        Box::pin(work.into_actor(self).map(move |(ended, saved), act, ctx| {
             if saved {
                 act.meetings.saved(&key);
             }
+            act.meeting_gone(&key, &moved_meeting, ctx);
             let meeting_ended = match ended {
                 Some((id, Ok(()))) => {
                     act.pool.record_call_success(&id);

@@ -239,9 +239,29 @@ pub struct MeetingEnded {
 }
 
 impl Handler<MeetingEnded> for BbbBalancer {
-    type Result = MessageResult<MeetingEnded>;
+    type Result = ResponseActFuture<Self, Verdict>;
 
-    fn handle(&mut self, msg: MeetingEnded, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: MeetingEnded, ctx: &mut Context<Self>) -> Self::Result {
+        // In a cluster BBB calls back whichever instance the load balancer picks: one that has
+        // not seen the meeting yet reads its record from the database first.
+        if let Some(cluster) = self.cluster.clone() {
+            if !self.meetings.knows_meeting_id(&msg.meeting_id) {
+                let lookup = cluster.meeting_by_id(msg.meeting_id.clone());
+                return Box::pin(lookup.into_actor(self).map(move |found, act, ctx| {
+                    if let Ok(Some(record)) = found {
+                        act.meetings.learn(record);
+                    }
+                    act.judge_end(&msg, ctx)
+                }));
+            }
+        }
+        let verdict = self.judge_end(&msg, ctx);
+        Box::pin(actix::fut::ready(verdict))
+    }
+}
+
+impl BbbBalancer {
+    fn judge_end(&mut self, msg: &MeetingEnded, ctx: &mut Context<Self>) -> Verdict {
         let verified = callback::verify(
             self.pool.servers().iter().map(|s| s.endpoint().secret.expose()),
             &msg.meeting_id,
@@ -250,10 +270,15 @@ impl Handler<MeetingEnded> for BbbBalancer {
         let (verdict, key) = self.meetings.ended(&msg.meeting_id, verified.as_deref());
         self.metrics.set_meetings_running(self.meetings.running());
         match verdict {
-            Verdict::Ended => log::info!("balancer: BBB reports {} ended", key.as_deref().unwrap_or("?")),
+            Verdict::Ended => {
+                log::info!("balancer: BBB reports {} ended", key.as_deref().unwrap_or("?"));
+                if let Some(key) = &key {
+                    self.meeting_gone(key, &msg.meeting_id, ctx);
+                }
+            }
             Verdict::Stale => log::debug!("balancer: ignored a late end callback"),
             Verdict::Forged => log::warn!("balancer: refused an end callback with an invalid token"),
         }
-        MessageResult(verdict)
+        verdict
     }
 }

@@ -274,6 +274,34 @@ impl<W> MeetingTable<W> {
         (previous, meeting.record.clone())
     }
 
+    /// Another instance changed what is known of `key` (created, ended, moved): its state here
+    /// is unknown again, so the next join asks the cluster.
+    pub fn forget(&mut self, key: &str) {
+        if let Some(m) = self.meetings.get_mut(key) {
+            if !m.creating() && m.state != MeetingState::Unknown {
+                set_state(&mut self.epoch, m, MeetingState::Unknown);
+            }
+        }
+    }
+
+    /// After missed notifications: every meeting's state is unknown here.
+    pub fn forget_all(&mut self) {
+        for m in self.meetings.values_mut() {
+            if !m.creating() && m.state != MeetingState::Unknown {
+                set_state(&mut self.epoch, m, MeetingState::Unknown);
+            }
+        }
+    }
+
+    /// The cluster's record of `key` replaces this one (same meeting on BBB for every
+    /// instance: its id, passwords and server come from the database).
+    pub fn adopt(&mut self, record: MeetingRecord) {
+        if let Some(m) = self.meetings.get_mut(&record.key) {
+            m.record = record;
+            m.dirty = false;
+        }
+    }
+
     /// The record was persisted.
     pub fn saved(&mut self, key: &str) {
         if let Some(m) = self.meetings.get_mut(key) {

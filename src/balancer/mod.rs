@@ -40,7 +40,7 @@ pub use joins::{GetRecordings, JoinCall, JoinRoom, MeetingEnded, PlaceCall};
 use meetings::{Decision, MeetingTable, Want};
 pub use pool::ServerStatus;
 use pool::{HealthChange, Hysteresis, Pool};
-pub use shared::{ApplyServerOverride, ResyncShared};
+pub use shared::{ApplyServerOverride, ResyncShared, Shared};
 use strategy::Purpose;
 
 /// What the balancer needs from the settings.
@@ -53,6 +53,8 @@ pub struct BalancerSettings {
     pub public_url: String,
     /// Every create carries `meetingEndedURL` (`bbb.end_callbacks`).
     pub end_callbacks: bool,
+    /// In a cluster: how long a create claim holds (a BBB call's timeout plus a margin).
+    pub claim_lease: Duration,
 }
 
 impl BalancerSettings {
@@ -63,6 +65,7 @@ impl BalancerSettings {
             healthy_after: bbb.healthy_after,
             public_url,
             end_callbacks: bbb.end_callbacks,
+            claim_lease: Duration::from_millis(bbb.request_timeout_ms) + Duration::from_secs(2),
         }
     }
 
@@ -214,6 +217,10 @@ impl BbbBalancer {
         let change = self.pool.record_failure(id, error.clone());
         Self::log_health(id, change, &error);
         self.publish(id);
+        self.tell_cluster(crate::cluster::ClusterMessage::CallFailed {
+            server: id.clone(),
+            error,
+        });
     }
 
     /// Makes sure the meeting behind `key` exists on a usable server, creating it (or moving
@@ -269,10 +276,31 @@ impl BbbBalancer {
         };
         if placed {
             self.pool.charge(&server_id);
+            self.tell_cluster(crate::cluster::ClusterMessage::Charged {
+                server: server_id.clone(),
+            });
         }
         let Some(endpoint) = self.pool.endpoint(&server_id) else {
             return Err(Error::BbbFailed);
         };
+        if let Some(cluster) = self.cluster.clone() {
+            let job = shared::ClusterCreate {
+                cluster,
+                store: self.store.clone(),
+                client: self.client.clone(),
+                plan,
+                public_url: self.settings.public_url.clone(),
+                end_callbacks: self.settings.end_callbacks,
+                usable: self.pool.usable_endpoints(&world, purpose),
+                lease: self.settings.claim_lease,
+            };
+            self.publish(&server_id);
+            shared::create_in_cluster(job, record, endpoint, save)
+                .into_actor(self)
+                .map(move |result, act, _| act.finish_cluster_create(&key, &server_id, result))
+                .spawn(ctx);
+            return Ok(Ensured::Wait(rx));
+        }
         let callback = self.settings.end_callbacks.then(|| {
             let meeting_id = &record.secrets.meeting_id;
             callback::callback_url(
@@ -304,6 +332,41 @@ impl BbbBalancer {
             .map(move |result, act, _| act.finish_create(&key, &server_id, endpoint, secrets, result))
             .spawn(ctx);
         Ok(Ensured::Wait(rx))
+    }
+
+    /// A create under the cluster's claim finished: the table takes the shared record.
+    fn finish_cluster_create(
+        &mut self,
+        key: &str,
+        server_id: &ServerId,
+        result: Result<shared::Adopted, CreateFailure>,
+    ) {
+        match result {
+            Ok(adopted) => {
+                let server = adopted.record.server.clone().unwrap_or_else(|| server_id.clone());
+                if !adopted.created_here {
+                    log::debug!("balancer: {key} runs on server={server} (created by another instance)");
+                }
+                let secrets = adopted.record.secrets.clone();
+                self.meetings.adopt(adopted.record);
+                self.finish_create(key, &server, adopted.endpoint, secrets, Ok(()));
+            }
+            Err(e) => {
+                let endpoint = self.pool.endpoint(server_id);
+                let secrets = self.meetings.get(key).map(|m| m.record.secrets.clone());
+                match (endpoint, secrets) {
+                    (Some(endpoint), Some(secrets)) => {
+                        self.finish_create(key, server_id, endpoint, secrets, Err(e))
+                    }
+                    _ => {
+                        let waiters = self.meetings.create_finished(key, false, false);
+                        for waiter in waiters {
+                            let _ = waiter.send(Err(Error::BbbFailed));
+                        }
+                    }
+                }
+            }
+        }
     }
 
     fn finish_create(
@@ -348,13 +411,27 @@ impl BbbBalancer {
         for job in self.pool.start_polls() {
             let client = self.client.clone();
             let endpoint = job.endpoint;
+            // In a cluster the instance holding the server's poll lease polls it for everyone.
+            let lease = self
+                .cluster
+                .as_ref()
+                .map(|c| c.take_poll_lease(job.server.clone(), self.settings.poll_interval.mul_f64(0.8)));
             async move {
-                futures_util::future::join(client.get_meetings(&endpoint), client.version(&endpoint)).await
+                if let Some(lease) = lease {
+                    // Without the database every instance polls for itself.
+                    if !lease.await.unwrap_or(true) {
+                        return None;
+                    }
+                }
+                Some(futures_util::future::join(client.get_meetings(&endpoint), client.version(&endpoint)).await)
             }
             .into_actor(self)
-            .map(move |(result, version), act, _| {
-                act.finish_version(&job.server, version);
-                act.finish_poll(&job.server, job.placed_before, sent, result)
+            .map(move |polled, act, _| match polled {
+                Some((result, version)) => {
+                    act.finish_version(&job.server, version);
+                    act.finish_poll(&job.server, job.placed_before, sent, result)
+                }
+                None => act.pool.poll_skipped(&job.server),
             })
             .spawn(ctx);
         }
@@ -380,9 +457,29 @@ impl BbbBalancer {
         sent: u64,
         result: Result<Vec<MeetingLoad>, BbbError>,
     ) {
+        if let Some(cluster) = &self.cluster {
+            if let Ok(list) = &result {
+                let listed = list.iter().map(|m| m.meeting_id.clone()).collect();
+                drop(cluster.set_running_on(id.clone(), listed));
+            }
+            cluster.publish(crate::cluster::ClusterMessage::ServerPolled {
+                server: id.clone(),
+                result: shared::wire_poll(&result),
+            });
+        }
+        self.apply_poll(id, placed_before, sent, result.map_err(|e| e.to_string()));
+    }
+
+    /// A poll's result (this instance's, or shared by the instance holding the poll lease).
+    fn apply_poll(
+        &mut self,
+        id: &ServerId,
+        placed_before: usize,
+        sent: u64,
+        result: Result<Vec<MeetingLoad>, String>,
+    ) {
         match result {
-            Err(e) => {
-                let error = e.to_string();
+            Err(error) => {
                 let change = self.pool.poll_failed(id, error.clone());
                 Self::log_health(id, change, &error);
             }

@@ -244,6 +244,15 @@ impl Pool {
             .map(|s| s.id().clone())
     }
 
+    /// Every server `world` may use for `purpose` now, with its endpoint.
+    pub fn usable_endpoints(&self, world: &WorldId, purpose: Purpose) -> Vec<(ServerId, Arc<Endpoint>)> {
+        self.servers
+            .iter()
+            .filter(|s| s.candidate().usable_by(world, purpose))
+            .map(|s| (s.id().clone(), s.endpoint().clone()))
+            .collect()
+    }
+
     /// Whether `world` may have a meeting of `purpose` on `server` now.
     pub fn usable(&self, server: &ServerId, world: &WorldId, purpose: Purpose) -> bool {
         self.get(server)
@@ -310,6 +319,13 @@ impl Pool {
     }
 
     /// A poll failed: counts toward `unhealthy_after`.
+    /// Another instance of the cluster polls `id` this round.
+    pub fn poll_skipped(&mut self, id: &ServerId) {
+        if let Some(s) = self.get_mut(id) {
+            s.load.polling = false;
+        }
+    }
+
     pub fn poll_failed(&mut self, id: &ServerId, error: String) -> Option<HealthChange> {
         self.get_mut(id)?.load.polling = false;
         self.record_failure(id, error)

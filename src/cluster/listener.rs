@@ -12,7 +12,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::message::{ClusterMessage, Envelope, CHANNEL};
 use super::Cluster;
-use crate::balancer::{ApplyServerOverride, BbbBalancer};
+use crate::balancer::{ApplyServerOverride, BbbBalancer, Shared};
 use crate::permissions::{ApplyRemoteModeration, PermissionActor};
 use crate::registry::{Deliver, Evict, SessionRegistry};
 
@@ -132,6 +132,10 @@ fn dispatch(cluster: &Cluster, targets: &Targets, msg: ClusterMessage) {
         ClusterMessage::ServerActive { server, active } => {
             targets.balancer.do_send(ApplyServerOverride { server, active })
         }
+        msg @ (ClusterMessage::MeetingChanged { .. }
+        | ClusterMessage::ServerPolled { .. }
+        | ClusterMessage::CallFailed { .. }
+        | ClusterMessage::Charged { .. }) => targets.balancer.do_send(Shared(msg)),
         ClusterMessage::Moderation { world, user, state } => {
             targets
                 .perms

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::bbb::xml::MeetingLoad;
 use crate::bus::Publish;
 use crate::ids::{ServerId, UserId, WorldId};
 use crate::registry::Push;
@@ -56,6 +57,49 @@ impl WirePush {
     }
 }
 
+/// A polled meeting's load as it crosses instances.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WireMeetingLoad {
+    pub meeting_id: String,
+    pub running: bool,
+    pub participants: u64,
+    pub voice: u64,
+    pub video: u64,
+    pub listeners: u64,
+    pub moderators: u64,
+    pub breakout: bool,
+}
+
+impl From<&MeetingLoad> for WireMeetingLoad {
+    fn from(m: &MeetingLoad) -> Self {
+        Self {
+            meeting_id: m.meeting_id.clone(),
+            running: m.running,
+            participants: m.participant_count,
+            voice: m.voice_participant_count,
+            video: m.video_count,
+            listeners: m.listener_count,
+            moderators: m.moderator_count,
+            breakout: m.is_breakout,
+        }
+    }
+}
+
+impl From<WireMeetingLoad> for MeetingLoad {
+    fn from(m: WireMeetingLoad) -> Self {
+        Self {
+            meeting_id: m.meeting_id,
+            running: m.running,
+            participant_count: m.participants,
+            voice_participant_count: m.voice,
+            video_count: m.video,
+            listener_count: m.listeners,
+            moderator_count: m.moderators,
+            is_breakout: m.breakout,
+        }
+    }
+}
+
 /// One delivery of a publish as it crosses instances.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WireDelivery {
@@ -93,6 +137,18 @@ pub enum ClusterMessage {
     },
     /// An operator enabled or disabled a server.
     ServerActive { server: ServerId, active: bool },
+    /// A meeting's shared record or running state changed (created, ended, moved): forget
+    /// what is cached about it; the next join reads the database once.
+    MeetingChanged { key: String },
+    /// The instance holding a server's poll lease polled it: the same result for everyone.
+    ServerPolled {
+        server: ServerId,
+        result: Result<Vec<WireMeetingLoad>, String>,
+    },
+    /// A BBB API call to `server` failed on another instance (counts toward `unhealthy_after`).
+    CallFailed { server: ServerId, error: String },
+    /// Another instance placed a meeting on `server` (a placement charge).
+    Charged { server: ServerId },
     /// An operator changed a user's moderation state.
     Moderation {
         world: WorldId,

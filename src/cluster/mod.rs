@@ -12,6 +12,7 @@
 //! Everything runs on the store's runtime, off the actix event loops.
 
 pub mod listener;
+pub mod meetings;
 pub mod message;
 
 use std::collections::HashSet;

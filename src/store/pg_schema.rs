@@ -42,7 +42,8 @@ const MIGRATIONS: &[&str] = &[
         server        TEXT,
         voice_bridge  TEXT,
         guest_policy  TEXT NOT NULL,
-        updated_at    TEXT NOT NULL
+        updated_at    TEXT NOT NULL,
+        incarnation   TEXT NOT NULL DEFAULT ''
      );
      CREATE TABLE server_overrides (
         server_id   TEXT PRIMARY KEY,
@@ -124,15 +125,6 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE TABLE server_state (
         server_id     TEXT PRIMARY KEY,
-        failures      BIGINT NOT NULL DEFAULT 0,
-        successes     BIGINT NOT NULL DEFAULT 0,
-        healthy       BOOLEAN NOT NULL DEFAULT TRUE,
-        charges       BIGINT NOT NULL DEFAULT 0,
-        cost          DOUBLE PRECISION NOT NULL DEFAULT 0,
-        meetings      BIGINT NOT NULL DEFAULT 0,
-        participants  BIGINT NOT NULL DEFAULT 0,
-        last_poll_at  TEXT,
-        last_error    TEXT,
         poll_holder   TEXT,
         poll_until    TIMESTAMPTZ
      );
@@ -140,7 +132,8 @@ const MIGRATIONS: &[&str] = &[
         meeting_id  TEXT PRIMARY KEY,
         server      TEXT NOT NULL,
         since       TIMESTAMPTZ NOT NULL DEFAULT now()
-     );",
+     );
+     CREATE INDEX running_meetings_by_server ON running_meetings(server);",
 ];
 
 /// The schema version this build knows.

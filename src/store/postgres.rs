@@ -368,10 +368,11 @@ impl StoreBackend for PgStore {
     fn save_meeting(&self, m: MeetingRecord) -> StoreFuture<()> {
         self.run(move |c| async move {
             c.execute(
-                "INSERT INTO meetings (key, meeting_id, attendee_pw, moderator_pw, server, voice_bridge, guest_policy, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                "INSERT INTO meetings (key, meeting_id, attendee_pw, moderator_pw, server, voice_bridge, guest_policy, updated_at, incarnation)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (key) DO UPDATE SET server = excluded.server, voice_bridge = excluded.voice_bridge,
-                     guest_policy = excluded.guest_policy, updated_at = excluded.updated_at",
+                     guest_policy = excluded.guest_policy, updated_at = excluded.updated_at,
+                     incarnation = excluded.incarnation",
                 &[
                     &m.key,
                     &m.secrets.meeting_id,
@@ -381,6 +382,7 @@ impl StoreBackend for PgStore {
                     &m.voice_bridge,
                     &m.guest_policy,
                     &chrono::Utc::now().to_rfc3339(),
+                    &m.incarnation,
                 ],
             )
             .await?;
@@ -390,11 +392,7 @@ impl StoreBackend for PgStore {
 
     fn load_meetings(&self) -> StoreFuture<Vec<MeetingRecord>> {
         self.run(|c| async move {
-            Ok(c
-                .query(
-                    "SELECT key, meeting_id, attendee_pw, moderator_pw, server, voice_bridge, guest_policy FROM meetings",
-                    &[],
-                )
+            Ok(c.query(&format!("SELECT {MEETING_COLUMNS} FROM meetings"), &[])
                 .await?
                 .iter()
                 .map(meeting_from_row)
@@ -570,6 +568,20 @@ impl StoreBackend for PgStore {
     }
 }
 
+const MEETING_COLUMNS: &str =
+    "key, meeting_id, attendee_pw, moderator_pw, server, voice_bridge, guest_policy";
+
+/// One meeting record (the cluster reads the shared one before a create).
+pub async fn load_meeting(c: &impl GenericClient, key: &str) -> StoreResult<Option<MeetingRecord>> {
+    Ok(c.query_opt(
+        &format!("SELECT {MEETING_COLUMNS} FROM meetings WHERE key = $1"),
+        &[&key],
+    )
+    .await?
+    .as_ref()
+    .map(meeting_from_row))
+}
+
 fn meeting_from_row(r: &Row) -> MeetingRecord {
     MeetingRecord {
         key: r.get(0),
@@ -581,5 +593,6 @@ fn meeting_from_row(r: &Row) -> MeetingRecord {
         server: r.get::<_, Option<String>>(4).map(ServerId),
         voice_bridge: r.get(5),
         guest_policy: r.get(6),
+        incarnation: r.get(7),
     }
 }

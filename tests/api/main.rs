@@ -7,6 +7,7 @@ mod bbb_today;
 mod browser;
 mod chat;
 mod cluster;
+mod cluster_bbb;
 mod cluster_faults;
 mod conversations;
 mod hardening;

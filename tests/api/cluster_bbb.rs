@@ -1,0 +1,166 @@
+//! The balancer in a cluster (SPEC §10): one create per meeting across instances, placement
+//! charges shared, meeting ends and moves seen everywhere. Both instances use BBB servers
+//! simulated by the first instance, so the simulator's counters see every call.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// Settings: servers s1, s2 on the simulator of the instance listening on `sim_port`
+/// (`{PORT}` = the instance itself), joins skip `create` for a confirmed meeting.
+fn servers_on(sim_port: &str, servers: &[&str]) -> impl Fn(String) -> String {
+    let mut extra = String::new();
+    for id in servers {
+        extra.push_str(&format!(
+            "\n[[bbb.servers]]\nid = \"{id}\"\nurl = \"http://127.0.0.1:{sim_port}/simulator/{id}/bigbluebutton/\"\nsecret = \"{SIM_SECRET}\"\n"
+        ));
+    }
+    move |s: String| {
+        s.replace(
+            "request_timeout_ms = 1000",
+            "request_timeout_ms = 1000\ncreate_reuse_ms = 60000",
+        )
+        .replace("\n[simulator]", &format!("{extra}\n[simulator]"))
+    }
+}
+
+async fn cluster_on_shared_bbb(servers: &[&str]) -> (TestApp, TestApp) {
+    let url = fresh_pg_database();
+    let a = spawn_pg_app_with(&url, "node-a", servers_on("{PORT}", servers)).await;
+    let port = a.port.to_string();
+    let b = spawn_pg_app_with(&url, "node-b", servers_on(&port, servers)).await;
+    (a, b)
+}
+
+async fn named(app: &TestApp, client_id: &str) -> Ws {
+    let (mut ws, _) = app.client("sample", client_id).await;
+    ws.set_name(client_id).await;
+    ws
+}
+
+fn meeting_of(reply: &Value) -> (String, String) {
+    assert_eq!(reply[0], "success", "{reply}");
+    let url = reply[2]["url"].as_str().unwrap();
+    let server = url
+        .split("/simulator/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    (query_params(url)["meetingID"].clone(), server.to_string())
+}
+
+async fn admin_servers(app: &TestApp) -> Value {
+    let mut res = awc::Client::new()
+        .get(app.url("/admin/servers"))
+        .insert_header(("Authorization", format!("Bearer {ADMIN_TOKEN}")))
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_slice(&res.body().await.unwrap()).unwrap()
+}
+
+#[actix_web::test]
+async fn a_storm_split_over_two_instances_sends_one_create() {
+    let (a, b) = cluster_on_shared_bbb(&["s1"]).await;
+    let mut sockets = Vec::new();
+    for i in 0..16 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        sockets.push(named(app, &format!("storm-{i}")).await);
+    }
+    for ws in &mut sockets {
+        ws.send_json(json!(["bbb.room_url", "storm", {"room": "stage"}]))
+            .await;
+    }
+    let mut meetings = Vec::new();
+    for ws in &mut sockets {
+        let r = ws.reply_to(json!("storm")).await;
+        meetings.push(meeting_of(&r));
+    }
+    meetings.dedup();
+    assert_eq!(meetings.len(), 1, "one meeting on one server: {meetings:?}");
+    let meeting_id = &meetings[0].0;
+    let stats = a.sim_stats("s1").await;
+    assert_eq!(stats["creates"][meeting_id], 1, "{stats}");
+    // Every URL works: the meeting exists on BBB.
+    let r = sockets[1].request("bbb.room_url", json!({"room": "stage"})).await;
+    let (status, page) = http_get(r[2]["url"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{page}");
+}
+
+#[actix_web::test]
+async fn placement_charges_are_seen_by_the_other_instance() {
+    let (a, b) = cluster_on_shared_bbb(&["s1", "s2"]).await;
+    let mut ann = named(&a, "ann").await;
+    let (_, server) = meeting_of(&ann.request("bbb.room_url", json!({"room": "stage"})).await);
+    // B's view of that server's cost includes A's placement charge within a second.
+    let started = Instant::now();
+    loop {
+        let servers = admin_servers(&b).await;
+        let charged = servers["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == server.as_str())
+            .unwrap()["cost"]
+            .as_f64()
+            .unwrap();
+        if charged > 0.0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "{servers}");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    // So B places the next room on the other server.
+    let (mut ben, _) = b.token_user("sample", "speaker-ben", &["speaker"]).await;
+    ben.set_name("Ben").await;
+    let (_, other) = meeting_of(&ben.request("bbb.room_url", json!({"room": "backstage"})).await);
+    assert_ne!(server, other, "spread across instances");
+}
+
+#[actix_web::test]
+async fn a_meeting_ended_through_one_instance_is_created_again_through_the_other() {
+    let (a, b) = cluster_on_shared_bbb(&["s1"]).await;
+    let mut ann = named(&a, "ann").await;
+    let mut ben = named(&b, "ben").await;
+    let (meeting, _) = meeting_of(&ann.request("bbb.room_url", json!({"room": "stage"})).await);
+    // B learns from the cluster that it runs: no second create.
+    let (same, _) = meeting_of(&ben.request("bbb.room_url", json!({"room": "stage"})).await);
+    assert_eq!(same, meeting);
+    assert_eq!(a.sim_stats("s1").await["creates"][&meeting], 1);
+    // BBB ends it and calls back the instance that created it; B hears of it.
+    a.sim_end("s1", &meeting).await;
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let r = ben.request("bbb.room_url", json!({"room": "stage"})).await;
+    assert_eq!(meeting_of(&r).0, meeting);
+    assert_eq!(a.sim_stats("s1").await["creates"][&meeting], 2);
+    let (status, page) = http_get(r[2]["url"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "the join works: {page}");
+}
+
+#[actix_web::test]
+async fn failed_calls_on_one_instance_make_the_server_unhealthy_on_every_instance() {
+    // unhealthy_after = 2 (default): one failed create on each instance is enough together.
+    let (a, b) = cluster_on_shared_bbb(&["s1"]).await;
+    a.sim_fault("s1", "http500").await;
+    let mut ann = named(&a, "ann").await;
+    let mut ben = named(&b, "ben").await;
+    let r = ann.request("bbb.room_url", json!({"room": "stage"})).await;
+    assert_eq!(code(&r), "bbb.failed");
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let r = ben.request("bbb.room_url", json!({"room": "stage"})).await;
+    assert_eq!(code(&r), "bbb.failed");
+    let started = Instant::now();
+    loop {
+        let (sa, sb) = (admin_servers(&a).await, admin_servers(&b).await);
+        if sa["servers"][0]["healthy"] == false && sb["servers"][0]["healthy"] == false {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "{sa} {sb}");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
