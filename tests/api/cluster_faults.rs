@@ -146,7 +146,7 @@ async fn sigkill_mid_chat_sends_loses_nothing_acknowledged() {
     let ws_url = |port: u16| format!("http://127.0.0.1:{port}/ws/world/sample/");
 
     let mut ann = Ws::connect(&ws_url(port_a)).await;
-    ann.authenticate(json!({"client_id": "ann"})).await;
+    let ann_id = ann.authenticate(json!({"client_id": "ann"})).await["user.config"]["id"].clone();
     let mut ben = Ws::connect(&ws_url(port_b)).await;
     let ben_id = ben.authenticate(json!({"client_id": "ben"})).await["user.config"]["id"].clone();
     let r = ann
@@ -180,7 +180,25 @@ async fn sigkill_mid_chat_sends_loses_nothing_acknowledged() {
         }
     }
     let _ = a.0.wait();
+    let killed = Instant::now();
     assert!(acked.len() >= 20, "acknowledged before the kill: {}", acked.len());
+
+    // The dead instance's sockets count until its heartbeat expires, then no longer.
+    let online = |r: &Value| r[2][ann_id.as_str().unwrap()] == true;
+    let r = ben.request("user.online_status", json!({"ids": [ann_id]})).await;
+    assert!(online(&r), "right after the kill Ann still counts: {r}");
+    loop {
+        let r = ben.request("user.online_status", json!({"ids": [ann_id]})).await;
+        if !online(&r) {
+            break;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(10), "{r}");
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        killed.elapsed() >= Duration::from_secs(3),
+        "not before the heartbeat expired"
+    );
 
     // Ann reconnects to B and finds every acknowledged message.
     let mut ann = Ws::connect(&ws_url(port_b)).await;
