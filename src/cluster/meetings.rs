@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::Cluster;
 use crate::ids::ServerId;
+use crate::store::postgres::Cached;
 use crate::store::{MeetingRecord, StoreFuture};
 
 impl Cluster {
@@ -21,7 +22,7 @@ impl Cluster {
         let secs = lease.as_secs_f64();
         self.pg().runtime().spawn(async move {
             let c = pool.get().await?;
-            Ok(c.query_opt(
+            Ok(c.cquery_opt(
                 "INSERT INTO meeting_claims (key, holder, expires_at)
                  VALUES ($1, $2, now() + make_interval(secs => $3))
                  ON CONFLICT (key) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
@@ -40,7 +41,7 @@ impl Cluster {
         let pool = self.pg().pool().clone();
         drop(self.pg().runtime().spawn(async move {
             let c = pool.get().await?;
-            c.execute(
+            c.cexecute(
                 "DELETE FROM meeting_claims WHERE key = $1 AND holder = $2",
                 &[&key, &name],
             )
@@ -78,7 +79,7 @@ impl Cluster {
             let c = pool.get().await?;
             match server {
                 Some(server) => {
-                    c.execute(
+                    c.cexecute(
                         "INSERT INTO running_meetings (meeting_id, server) VALUES ($1, $2)
                          ON CONFLICT (meeting_id) DO UPDATE SET server = excluded.server, since = now()",
                         &[&meeting_id, &server.as_str()],
@@ -86,7 +87,7 @@ impl Cluster {
                     .await?
                 }
                 None => {
-                    c.execute(
+                    c.cexecute(
                         "DELETE FROM running_meetings WHERE meeting_id = $1",
                         &[&meeting_id],
                     )
@@ -103,12 +104,12 @@ impl Cluster {
         self.pg().runtime().spawn(async move {
             let mut c = pool.get().await?;
             let tx = c.transaction().await?;
-            tx.execute(
+            tx.cexecute(
                 "DELETE FROM running_meetings WHERE server = $1 AND NOT (meeting_id = ANY($2))",
                 &[&server.as_str(), &listed],
             )
             .await?;
-            tx.execute(
+            tx.cexecute(
                 "INSERT INTO running_meetings (meeting_id, server)
                  SELECT m, $1 FROM unnest($2::text[]) AS m
                  ON CONFLICT (meeting_id) DO UPDATE SET server = excluded.server",
@@ -128,7 +129,7 @@ impl Cluster {
         let secs = lease.as_secs_f64();
         self.pg().runtime().spawn(async move {
             let c = pool.get().await?;
-            Ok(c.query_opt(
+            Ok(c.cquery_opt(
                 "INSERT INTO server_state (server_id, poll_holder, poll_until)
                  VALUES ($1, $2, now() + make_interval(secs => $3))
                  ON CONFLICT (server_id) DO UPDATE

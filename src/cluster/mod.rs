@@ -24,7 +24,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::ids::UserId;
-use crate::store::postgres::PgStore;
+use crate::store::postgres::{Cached, PgStore};
 use crate::store::{StoreError, StoreFuture};
 pub use message::ClusterMessage;
 use message::Encoded;
@@ -80,7 +80,7 @@ impl Cluster {
             .runtime()
             .spawn(async move {
                 let c = me.0.pg.pool().get().await?;
-                c.execute("DELETE FROM instance_sockets WHERE instance = $1", &[&me.0.name])
+                c.cexecute("DELETE FROM instance_sockets WHERE instance = $1", &[&me.0.name])
                     .await?;
                 me.beat(&c).await
             })
@@ -112,7 +112,7 @@ impl Cluster {
 
     async fn beat(&self, c: &deadpool_postgres::Object) -> Result<(), StoreError> {
         let sockets = self.0.local_sockets.load(Ordering::Relaxed) as i64;
-        c.execute(
+        c.cexecute(
             "INSERT INTO instances (name, sockets, last_heartbeat) VALUES ($1, $2, now())
              ON CONFLICT (name) DO UPDATE SET sockets = excluded.sockets, last_heartbeat = now()",
             &[&self.0.name, &sockets],
@@ -149,7 +149,7 @@ impl Cluster {
         let pool = self.0.pg.pool().clone();
         self.0.pg.runtime().spawn(async move {
             let c = pool.get().await?;
-            c.execute(
+            c.cexecute(
                 "INSERT INTO instance_sockets (instance, conn, user_id, opened_at)
                  VALUES ($1, $2, $3, clock_timestamp()) ON CONFLICT DO NOTHING",
                 &[&name, &(conn as i64), &user.as_str()],
@@ -170,7 +170,7 @@ impl Cluster {
                 .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
                 .collect();
             for (instance, conn) in &excess {
-                c.execute(
+                c.cexecute(
                     "DELETE FROM instance_sockets WHERE instance = $1 AND conn = $2",
                     &[instance, &(*conn as i64)],
                 )
@@ -186,7 +186,7 @@ impl Cluster {
         let pool = self.0.pg.pool().clone();
         let done = self.0.pg.runtime().spawn(async move {
             let c = pool.get().await?;
-            c.execute(
+            c.cexecute(
                 "DELETE FROM instance_sockets WHERE instance = $1 AND conn = $2",
                 &[&name, &(conn as i64)],
             )
@@ -202,7 +202,7 @@ impl Cluster {
         self.0.pg.runtime().spawn(async move {
             let c = pool.get().await?;
             let ids: Vec<&str> = users.iter().map(UserId::as_str).collect();
-            Ok(c.query(
+            Ok(c.cquery(
                 "SELECT DISTINCT s.user_id FROM instance_sockets s JOIN instances i ON i.name = s.instance
                      WHERE s.user_id = ANY($1) AND i.last_heartbeat > now() - make_interval(secs => $2)",
                 &[&ids, &EXPIRY_SECS],
@@ -265,7 +265,7 @@ async fn send(cluster: &Cluster, msg: &ClusterMessage) -> Result<(), StoreError>
             message::reference(name, id).map_err(|e| StoreError(format!("encode: {e}")))?
         }
     };
-    c.execute("SELECT pg_notify($1, $2)", &[&message::CHANNEL, &payload])
+    c.cexecute("SELECT pg_notify($1, $2)", &[&message::CHANNEL, &payload])
         .await?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use deadpool_postgres::GenericClient;
 use serde_json::{json, Value};
 
 use super::chat::MEMBER_EVENT;
-use super::postgres::{find_user, now};
+use super::postgres::{find_user, now, Cached};
 use super::{
     Appended, CallRecord, ChannelInfo, ChatEvent, ChatRefusal, ConversationList, DirectChannelOutcome,
     NewContent, PointerRule, StoreResult, UserRecord,
@@ -14,7 +14,7 @@ use super::{
 use crate::ids::{new_uuid, CallId, ChannelId, UserId, WorldId};
 
 async fn members_of(c: &impl GenericClient, channel: &str) -> StoreResult<Vec<UserId>> {
-    Ok(c.query(
+    Ok(c.cquery(
         "SELECT user_id FROM channel_members WHERE channel_id = $1 ORDER BY user_id",
         &[&channel],
     )
@@ -25,7 +25,7 @@ async fn members_of(c: &impl GenericClient, channel: &str) -> StoreResult<Vec<Us
 }
 
 async fn next_event_id(c: &impl GenericClient, channel: &str) -> StoreResult<i64> {
-    Ok(c.query_one(
+    Ok(c.cquery_one(
         "SELECT COALESCE(MAX(event_id), 0) + 1 FROM chat_events WHERE channel_id = $1",
         &[&channel],
     )
@@ -34,7 +34,7 @@ async fn next_event_id(c: &impl GenericClient, channel: &str) -> StoreResult<i64
 }
 
 async fn unread_pointer(c: &impl GenericClient, channel: &str) -> StoreResult<i64> {
-    Ok(c.query_one(
+    Ok(c.cquery_one(
         "SELECT COALESCE(MAX(event_id), 0) FROM chat_events WHERE channel_id = $1 AND event_type != $2",
         &[&channel, &MEMBER_EVENT],
     )
@@ -48,7 +48,7 @@ async fn channel_world(c: &impl GenericClient, channel: &str, lock: bool) -> Sto
     } else {
         "SELECT world FROM channels WHERE id = $1"
     };
-    Ok(c.query_opt(sql, &[&channel]).await?.map(|r| r.get(0)))
+    Ok(c.cquery_opt(sql, &[&channel]).await?.map(|r| r.get(0)))
 }
 
 pub(super) async fn info(c: &impl GenericClient, world: &WorldId, channel: &str) -> StoreResult<ChannelInfo> {
@@ -74,7 +74,7 @@ fn member_key(members: &[UserId]) -> String {
 }
 
 async fn insert_event(c: &impl GenericClient, event: &ChatEvent) -> StoreResult<()> {
-    c.execute(
+    c.cexecute(
         "INSERT INTO chat_events (channel_id, event_id, sender, timestamp, event_type, content)
          VALUES ($1, $2, $3, $4, $5, $6)",
         &[
@@ -115,7 +115,7 @@ pub(super) async fn direct_channel(
     let id = new_uuid();
     let at = now();
     let inserted = tx
-        .execute(
+        .cexecute(
             "INSERT INTO channels (id, world, member_key, created_at, last_activity)
              VALUES ($1, $2, $3, $4, $4) ON CONFLICT (world, member_key) DO NOTHING",
             &[&id, &world.as_str(), &key, &at],
@@ -124,7 +124,7 @@ pub(super) async fn direct_channel(
     let (id, created, caller_was_hidden) = if inserted == 1 {
         for (event_id, member) in (1..).zip(&records) {
             let hidden = hide && &member.id != caller;
-            tx.execute(
+            tx.cexecute(
                 "INSERT INTO channel_members (channel_id, user_id, hidden) VALUES ($1, $2, $3)",
                 &[&id, &member.id.as_str(), &hidden],
             )
@@ -145,14 +145,14 @@ pub(super) async fn direct_channel(
         (id, true, false)
     } else {
         let existing: String = tx
-            .query_one(
+            .cquery_one(
                 "SELECT id FROM channels WHERE world = $1 AND member_key = $2",
                 &[&world.as_str(), &key],
             )
             .await?
             .get(0);
         let unhidden = tx
-            .execute(
+            .cexecute(
                 "UPDATE channel_members SET hidden = FALSE
                  WHERE channel_id = $1 AND user_id = $2 AND hidden",
                 &[&existing, &caller.as_str()],
@@ -205,13 +205,13 @@ pub(super) async fn append(
         NewContent::Message(content) => (content, None),
         NewContent::Call => {
             let call = CallId(new_uuid());
-            tx.execute(
+            tx.cexecute(
                 "INSERT INTO calls (id, world, channel_id, created_by, created_at) VALUES ($1, $2, $3, $4, $5)",
                 &[&call.as_str(), &world.as_str(), &channel, &sender.as_str(), &now()],
             )
             .await?;
             for user in &members {
-                tx.execute(
+                tx.cexecute(
                     "INSERT INTO call_invites (call_id, user_id) VALUES ($1, $2)",
                     &[&call.as_str(), &user.as_str()],
                 )
@@ -232,13 +232,13 @@ pub(super) async fn append(
         content,
     };
     insert_event(&tx, &event).await?;
-    tx.execute(
+    tx.cexecute(
         "UPDATE channels SET last_activity = $1 WHERE id = $2",
         &[&event.timestamp, &channel],
     )
     .await?;
     let unhidden = tx
-        .query(
+        .cquery(
             "UPDATE channel_members SET hidden = FALSE WHERE channel_id = $1 AND hidden RETURNING user_id",
             &[&channel],
         )
@@ -248,14 +248,14 @@ pub(super) async fn append(
         .collect();
     let mut recipients = Vec::new();
     for member in members.iter().filter(|m| *m != sender) {
-        tx.execute(
+        tx.cexecute(
             "INSERT INTO notifications (user_id, channel_id, event_id) VALUES ($1, $2, $3)
              ON CONFLICT DO NOTHING",
             &[&member.as_str(), &channel, &event.event_id],
         )
         .await?;
         let pointer: Option<i64> = tx
-            .query_opt(
+            .cquery_opt(
                 "SELECT event_id FROM read_pointers WHERE user_id = $1 AND channel_id = $2",
                 &[&member.as_str(), &channel],
             )
@@ -285,7 +285,7 @@ pub(super) async fn fetch(
         return Ok(Err(refusal));
     }
     let mut events: Vec<ChatEvent> = c
-        .query(
+        .cquery(
             "SELECT event_id, sender, timestamp, event_type, content FROM chat_events
              WHERE channel_id = $1 AND event_id < $2 ORDER BY event_id DESC LIMIT $3",
             &[&channel, &before_id.unwrap_or(i64::MAX), &i64::from(count)],
@@ -314,7 +314,7 @@ pub(super) async fn get_call(
     call: &str,
 ) -> StoreResult<Option<CallRecord>> {
     let Some(row) = c
-        .query_opt(
+        .cquery_opt(
             "SELECT channel_id FROM calls WHERE id = $1 AND world = $2",
             &[&call, &world.as_str()],
         )
@@ -323,7 +323,7 @@ pub(super) async fn get_call(
         return Ok(None);
     };
     let invited = c
-        .query(
+        .cquery(
             "SELECT user_id FROM call_invites WHERE call_id = $1 ORDER BY user_id",
             &[&call],
         )
@@ -345,7 +345,7 @@ async fn listed_ids(
     user: &UserId,
     limit: usize,
 ) -> StoreResult<Vec<String>> {
-    Ok(c.query(
+    Ok(c.cquery(
         "SELECT c.id FROM channels c JOIN channel_members m ON m.channel_id = c.id
              WHERE m.user_id = $1 AND c.world = $2 AND NOT m.hidden
              ORDER BY c.last_activity DESC, c.id LIMIT $3",
@@ -364,7 +364,7 @@ async fn pointers_and_counts(
 ) -> StoreResult<ConversationList> {
     let mut out = ConversationList::default();
     for row in c
-        .query(
+        .cquery(
             "SELECT channel_id, event_id FROM read_pointers WHERE user_id = $1 AND channel_id = ANY($2)",
             &[&user.as_str(), &ids],
         )
@@ -373,7 +373,7 @@ async fn pointers_and_counts(
         out.pointers.insert(ChannelId(row.get(0)), row.get(1));
     }
     for row in c
-        .query(
+        .cquery(
             "SELECT channel_id, COUNT(*) FROM notifications WHERE user_id = $1 AND channel_id = ANY($2)
              GROUP BY channel_id",
             &[&user.as_str(), &ids],
@@ -419,7 +419,7 @@ pub(super) async fn login(
     now_ms: i64,
     limit: usize,
 ) -> StoreResult<ConversationList> {
-    c.execute(
+    c.cexecute(
         "UPDATE users SET last_login_ms = $1 WHERE id = $2",
         &[&now_ms, &user.as_str()],
     )
@@ -452,7 +452,7 @@ pub(super) async fn hide(
     if let Err(refusal) = check_member(c, world, channel, user, false).await? {
         return Ok(Err(refusal));
     }
-    c.execute(
+    c.cexecute(
         "UPDATE channel_members SET hidden = TRUE WHERE channel_id = $1 AND user_id = $2",
         &[&channel, &user.as_str()],
     )
@@ -473,7 +473,7 @@ pub(super) async fn mark_read(
         return Ok(Err(refusal));
     }
     let highest: i64 = tx
-        .query_one(
+        .cquery_one(
             "SELECT COALESCE(MAX(event_id), 0) FROM chat_events WHERE channel_id = $1",
             &[&channel],
         )
@@ -481,20 +481,20 @@ pub(super) async fn mark_read(
         .get(0);
     // The user's pointer row is locked so two sockets on two instances apply the rule in turn.
     let old: Option<i64> = tx
-        .query_opt(
+        .cquery_opt(
             "SELECT event_id FROM read_pointers WHERE user_id = $1 AND channel_id = $2 FOR UPDATE",
             &[&user.as_str(), &channel],
         )
         .await?
         .map(|r| r.get(0));
     let pointer = rule(old, requested, highest);
-    tx.execute(
+    tx.cexecute(
         "INSERT INTO read_pointers (user_id, channel_id, event_id) VALUES ($1, $2, $3)
          ON CONFLICT (user_id, channel_id) DO UPDATE SET event_id = excluded.event_id",
         &[&user.as_str(), &channel, &pointer],
     )
     .await?;
-    tx.execute(
+    tx.cexecute(
         "DELETE FROM notifications WHERE user_id = $1 AND channel_id = $2 AND event_id <= $3",
         &[&user.as_str(), &channel, &requested],
     )

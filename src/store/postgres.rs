@@ -205,7 +205,7 @@ pub(super) async fn find_user(
     id: &str,
 ) -> StoreResult<Option<UserRecord>> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE world = $1 AND id = $2");
-    Ok(c.query_opt(&sql, &[&world, &id])
+    Ok(c.cquery_opt(&sql, &[&world, &id])
         .await?
         .as_ref()
         .map(user_from_row))
@@ -217,7 +217,7 @@ async fn find_by_key(c: &impl GenericClient, world: &str, key: &LoginKey) -> Sto
         LoginKey::Client(cid) => ("client_id", cid),
     };
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE world = $1 AND {column} = $2");
-    Ok(c.query_opt(&sql, &[&world, value])
+    Ok(c.cquery_opt(&sql, &[&world, value])
         .await?
         .as_ref()
         .map(user_from_row))
@@ -238,7 +238,7 @@ async fn login(
     if let Some(mut user) = find_by_key(c, world.as_str(), key).await? {
         if let Some(traits) = traits {
             if user.traits != traits {
-                c.execute(
+                c.cexecute(
                     "UPDATE users SET traits = $1 WHERE id = $2",
                     &[&traits_json(&traits), &user.id.as_str()],
                 )
@@ -259,7 +259,7 @@ async fn login(
     let profile = profile.unwrap_or_else(|| Value::Object(Default::default()));
     // Another instance may create the same user at the same moment: the unique indexes
     // decide, and both then read the one row.
-    c.execute(
+    c.cexecute(
         "INSERT INTO users (id, world, token_uid, client_id, traits, profile, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
         &[
@@ -295,7 +295,7 @@ impl StoreBackend for PgStore {
     fn update_profile(&self, world: WorldId, id: UserId, profile: Value) -> StoreFuture<Option<UserRecord>> {
         self.run(move |c| async move {
             let changed = c
-                .execute(
+                .cexecute(
                     "UPDATE users SET profile = $1 WHERE world = $2 AND id = $3",
                     &[&profile.to_string(), &world.as_str(), &id.as_str()],
                 )
@@ -315,7 +315,7 @@ impl StoreBackend for PgStore {
     ) -> StoreFuture<Option<UserRecord>> {
         self.run(move |c| async move {
             let changed = c
-                .execute(
+                .cexecute(
                     "UPDATE users SET moderation = $1 WHERE world = $2 AND id = $3",
                     &[&state.as_str(), &world.as_str(), &id],
                 )
@@ -329,7 +329,7 @@ impl StoreBackend for PgStore {
 
     fn load_moderation(&self) -> StoreFuture<Vec<(WorldId, UserId, Moderation)>> {
         self.run(|c| async move {
-            Ok(c.query(
+            Ok(c.cquery(
                 "SELECT world, id, moderation FROM users WHERE moderation != 'none'",
                 &[],
             )
@@ -349,25 +349,27 @@ impl StoreBackend for PgStore {
 
     fn load_role_grants(&self) -> StoreFuture<Vec<StoredGrant>> {
         self.run(|c| async move {
-            Ok(c.query("SELECT world, user_id, role, room FROM role_grants", &[])
-                .await?
-                .iter()
-                .map(|r| {
-                    let room: String = r.get(3);
-                    StoredGrant {
-                        world: WorldId(r.get(0)),
-                        user: UserId(r.get(1)),
-                        role: r.get(2),
-                        room: (!room.is_empty()).then_some(RoomId(room)),
-                    }
-                })
-                .collect())
+            Ok(
+                c.cquery("SELECT world, user_id, role, room FROM role_grants", &[])
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        let room: String = r.get(3);
+                        StoredGrant {
+                            world: WorldId(r.get(0)),
+                            user: UserId(r.get(1)),
+                            role: r.get(2),
+                            room: (!room.is_empty()).then_some(RoomId(room)),
+                        }
+                    })
+                    .collect(),
+            )
         })
     }
 
     fn save_meeting(&self, m: MeetingRecord) -> StoreFuture<()> {
         self.run(move |c| async move {
-            c.execute(
+            c.cexecute(
                 "INSERT INTO meetings (key, meeting_id, attendee_pw, moderator_pw, server, voice_bridge, guest_policy, updated_at, incarnation)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (key) DO UPDATE SET server = excluded.server, voice_bridge = excluded.voice_bridge,
@@ -392,7 +394,7 @@ impl StoreBackend for PgStore {
 
     fn load_meetings(&self) -> StoreFuture<Vec<MeetingRecord>> {
         self.run(|c| async move {
-            Ok(c.query(&format!("SELECT {MEETING_COLUMNS} FROM meetings"), &[])
+            Ok(c.cquery(&format!("SELECT {MEETING_COLUMNS} FROM meetings"), &[])
                 .await?
                 .iter()
                 .map(meeting_from_row)
@@ -402,7 +404,7 @@ impl StoreBackend for PgStore {
 
     fn save_server_override(&self, server: ServerId, active: bool) -> StoreFuture<()> {
         self.run(move |c| async move {
-            c.execute(
+            c.cexecute(
                 "INSERT INTO server_overrides (server_id, active, updated_at) VALUES ($1, $2, $3)
                  ON CONFLICT (server_id) DO UPDATE SET active = excluded.active, updated_at = excluded.updated_at",
                 &[&server.as_str(), &active, &chrono::Utc::now().to_rfc3339()],
@@ -414,7 +416,7 @@ impl StoreBackend for PgStore {
 
     fn load_server_overrides(&self) -> StoreFuture<Vec<(ServerId, bool)>> {
         self.run(|c| async move {
-            Ok(c.query("SELECT server_id, active FROM server_overrides", &[])
+            Ok(c.cquery("SELECT server_id, active FROM server_overrides", &[])
                 .await?
                 .iter()
                 .map(|r| (ServerId(r.get(0)), r.get(1)))
@@ -529,7 +531,7 @@ impl StoreBackend for PgStore {
 
     fn searchable_users(&self, world: WorldId) -> StoreFuture<Vec<Searchable>> {
         self.run(move |c| async move {
-            Ok(c.query(
+            Ok(c.cquery(
                 "SELECT id, profile, last_login_ms FROM users WHERE world = $1 AND moderation != 'banned'",
                 &[&world.as_str()],
             )
@@ -573,7 +575,7 @@ const MEETING_COLUMNS: &str =
 
 /// One meeting record (the cluster reads the shared one before a create).
 pub async fn load_meeting(c: &impl GenericClient, key: &str) -> StoreResult<Option<MeetingRecord>> {
-    Ok(c.query_opt(
+    Ok(c.cquery_opt(
         &format!("SELECT {MEETING_COLUMNS} FROM meetings WHERE key = $1"),
         &[&key],
     )
@@ -596,3 +598,54 @@ fn meeting_from_row(r: &Row) -> MeetingRecord {
         incarnation: r.get(7),
     }
 }
+
+/// Queries through each connection's statement cache: a statement is parsed once per pooled
+/// connection, then every call is one round trip (tokio-postgres would prepare a `&str` query
+/// anew on every call).
+pub(crate) trait Cached: GenericClient + Sync {
+    fn cquery<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a {
+        async move {
+            let stmt = self.prepare_cached(sql).await?;
+            self.query(&stmt, params).await
+        }
+    }
+
+    fn cquery_opt<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> impl Future<Output = Result<Option<Row>, tokio_postgres::Error>> + Send + 'a {
+        async move {
+            let stmt = self.prepare_cached(sql).await?;
+            self.query_opt(&stmt, params).await
+        }
+    }
+
+    fn cquery_one<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> impl Future<Output = Result<Row, tokio_postgres::Error>> + Send + 'a {
+        async move {
+            let stmt = self.prepare_cached(sql).await?;
+            self.query_one(&stmt, params).await
+        }
+    }
+
+    fn cexecute<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a {
+        async move {
+            let stmt = self.prepare_cached(sql).await?;
+            self.execute(&stmt, params).await
+        }
+    }
+}
+
+impl<T: GenericClient + Sync> Cached for T {}
