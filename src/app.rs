@@ -193,7 +193,15 @@ impl Application {
             services.shutdown.send_replace(true);
             handle.stop(true).await;
         });
-        self.server.await
+        let served = self.server.await;
+        if let Some(cluster) = &self.services.cluster {
+            // The others stop counting this instance's sockets now, not when its heartbeat expires.
+            let left = tokio::time::timeout(std::time::Duration::from_secs(2), cluster.leave()).await;
+            if !matches!(left, Ok(Ok(()))) {
+                log::warn!("cluster: instance={} could not sign off", cluster.name());
+            }
+        }
+        served
     }
 }
 

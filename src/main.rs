@@ -92,7 +92,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !cli.simulate_only {
+    let postgres = bbb_gateway::store::postgres::is_postgres_url(&settings.server.database.to_string_lossy());
+    // PostgreSQL is checked (reachable, schema not newer, writable) when the app opens it.
+    if !cli.simulate_only && !postgres {
         // Before the port opens: a database that cannot take a write is a configuration error.
         let database = settings.server.database.display().to_string();
         if let Err(e) = bbb_gateway::store::check_writable(&settings.server.database) {

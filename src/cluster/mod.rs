@@ -180,6 +180,20 @@ impl Cluster {
         })
     }
 
+    /// A graceful stop: this instance and its sockets leave the shared tables.
+    pub fn leave(&self) -> StoreFuture<()> {
+        let name = self.0.name.clone();
+        let pool = self.0.pg.pool().clone();
+        self.0.pg.runtime().spawn(async move {
+            let c = pool.get().await?;
+            c.cexecute("DELETE FROM instance_sockets WHERE instance = $1", &[&name])
+                .await?;
+            c.cexecute("DELETE FROM instances WHERE name = $1", &[&name])
+                .await?;
+            Ok(())
+        })
+    }
+
     /// A socket of this instance closed (or was replaced).
     pub fn socket_closed(&self, conn: u64) {
         let name = self.0.name.clone();

@@ -217,3 +217,42 @@ async fn sigkill_mid_chat_sends_loses_nothing_acknowledged() {
         assert!(stored.contains(id), "acknowledged event {id} lost");
     }
 }
+
+#[actix_web::test]
+async fn sigterm_closes_sockets_with_1012_exits_0_and_leaves_the_cluster_at_once() {
+    let url = fresh_pg_database();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("settings.toml");
+    std::fs::write(&settings, base_settings_toml(&url)).unwrap();
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut a = start_binary(&settings, port_a).await;
+    let _b = start_binary(&settings, port_b).await;
+    let ws_url = |port: u16| format!("http://127.0.0.1:{port}/ws/world/sample/");
+    let mut ann = Ws::connect(&ws_url(port_a)).await;
+    let ann_id = ann.authenticate(json!({"client_id": "ann"})).await["user.config"]["id"].clone();
+    let mut ben = Ws::connect(&ws_url(port_b)).await;
+    ben.authenticate(json!({"client_id": "ben"})).await;
+    let r = ben.request("user.online_status", json!({"ids": [ann_id]})).await;
+    assert_eq!(r[2][ann_id.as_str().unwrap()], true, "{r}");
+
+    let term = Command::new("kill")
+        .args(["-TERM", &a.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    match ann.next_within(Duration::from_secs(10)).await {
+        Some(Received::Close(Some(reason))) => assert_eq!(u16::from(reason.code), 1012),
+        other => panic!("expected a 1012 close, got {other:?}"),
+    }
+    let status = actix_web::rt::task::spawn_blocking(move || {
+        let status = a.0.wait().unwrap();
+        std::mem::forget(a);
+        status
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(0));
+    // Signed off: Ann is offline for the cluster at once, not after the heartbeat expiry.
+    let r = ben.request("user.online_status", json!({"ids": [ann_id]})).await;
+    assert_eq!(r[2][ann_id.as_str().unwrap()], false, "{r}");
+}
