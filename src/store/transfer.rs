@@ -19,6 +19,9 @@ pub struct Copied {
     pub rows: usize,
 }
 
+/// SQLite tables that hold nothing to move (the readiness probe's scratch row).
+const NOT_MOVED: &[&str] = &["health_probe"];
+
 struct Table {
     name: String,
     columns: Vec<String>,
@@ -37,7 +40,7 @@ fn read_sqlite(path: &Path) -> Result<Vec<Table>, StoreError> {
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let mut tables = Vec::new();
-    for name in names {
+    for name in names.into_iter().filter(|n| !NOT_MOVED.contains(&n.as_str())) {
         let mut stmt = conn.prepare(&format!("SELECT * FROM \"{name}\""))?;
         let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
         let n = columns.len();
