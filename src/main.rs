@@ -67,9 +67,33 @@ async fn migrate_store(from: PathBuf, to: String) -> ExitCode {
     }
 }
 
+/// `server.instance_name` once known: every log line then names the instance.
+static INSTANCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 #[actix_web::main]
 async fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format(|buf, record| {
+            use std::io::Write;
+            let ts = buf.timestamp();
+            match INSTANCE.get() {
+                Some(name) => writeln!(
+                    buf,
+                    "[{ts} {} {} {name}] {}",
+                    record.level(),
+                    record.target(),
+                    record.args()
+                ),
+                None => writeln!(
+                    buf,
+                    "[{ts} {} {}] {}",
+                    record.level(),
+                    record.target(),
+                    record.args()
+                ),
+            }
+        })
+        .init();
     // Bad arguments print the problem and usage and exit with status 2.
     let cli = Cli::parse();
     if let Some(Command::MigrateStore { from, to }) = cli.command {
@@ -134,7 +158,10 @@ async fn main() -> ExitCode {
         settings.public_url()
     );
     let app = match Application::build(settings, listener, Some(cli.config)).await {
-        Ok(app) => app,
+        Ok(app) => {
+            let _ = INSTANCE.set(app.services().instance_name.to_string());
+            app
+        }
         Err(e) => {
             eprintln!("bbb-gateway: {e}");
             return ExitCode::from(e.exit_code());

@@ -256,3 +256,44 @@ async fn sigterm_closes_sockets_with_1012_exits_0_and_leaves_the_cluster_at_once
     let r = ben.request("user.online_status", json!({"ids": [ann_id]})).await;
     assert_eq!(r[2][ann_id.as_str().unwrap()], false, "{r}");
 }
+
+#[actix_web::test]
+async fn log_lines_name_the_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("settings.toml");
+    let db = dir.path().join("db.sqlite3");
+    std::fs::write(
+        &settings,
+        base_settings_toml(db.to_str().unwrap())
+            .replace("[server]\n", "[server]\ninstance_name = \"log-check-7\"\n"),
+    )
+    .unwrap();
+    let log = dir.path().join("stderr.log");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bbb-gateway"))
+        .arg("--config")
+        .arg(&settings)
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if http_get_opt(&format!("http://127.0.0.1:{port}/healthz")).await == Some(200) {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut ws = Ws::connect(&format!("http://127.0.0.1:{port}/ws/world/sample/")).await;
+    ws.authenticate(json!({"client_id": "logged"})).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = actix_web::rt::task::spawn_blocking(move || child.wait()).await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines().any(|l| l.contains(" log-check-7] ")),
+        "no line names the instance:\n{text}"
+    );
+}
