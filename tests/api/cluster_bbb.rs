@@ -164,3 +164,31 @@ async fn failed_calls_on_one_instance_make_the_server_unhealthy_on_every_instanc
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[actix_web::test]
+async fn a_claim_left_by_a_dead_instance_expires_and_the_join_goes_on() {
+    let url = fresh_pg_database();
+    let a = spawn_pg_app_with(&url, "node-a", servers_on("{PORT}", &["s1"])).await;
+    // An instance that died mid-create left its claim on the room (lease of 1 s left).
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    actix_web::rt::spawn(conn);
+    client
+        .execute(
+            "INSERT INTO meeting_claims (key, holder, expires_at)
+             VALUES ('room/sample/stage', 'dead-node', now() + interval '1 second')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut ann = named(&a, "ann").await;
+    let started = Instant::now();
+    let r = ann.request("bbb.room_url", json!({"room": "stage"})).await;
+    let (meeting, _) = meeting_of(&r);
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "waited for the claim"
+    );
+    assert_eq!(a.sim_stats("s1").await["creates"][&meeting], 1);
+}
