@@ -302,6 +302,20 @@ impl<W> MeetingTable<W> {
         }
     }
 
+    /// A record another instance created, learned from the database (not running here).
+    pub fn learn(&mut self, record: MeetingRecord) {
+        self.meetings
+            .entry(record.key.clone())
+            .or_insert_with(|| Meeting::new(record, false));
+    }
+
+    /// Whether a meeting with this BBB meetingID is in the table.
+    pub fn knows_meeting_id(&self, meeting_id: &str) -> bool {
+        self.meetings
+            .values()
+            .any(|m| m.record.secrets.meeting_id == meeting_id)
+    }
+
     /// The record was persisted.
     pub fn saved(&mut self, key: &str) {
         if let Some(m) = self.meetings.get_mut(key) {

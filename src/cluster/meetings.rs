@@ -72,6 +72,15 @@ impl Cluster {
         })
     }
 
+    /// The stored record of the meeting with BBB meetingID `meeting_id`.
+    pub fn meeting_by_id(&self, meeting_id: String) -> StoreFuture<Option<MeetingRecord>> {
+        let pool = self.pg().pool().clone();
+        self.pg().runtime().spawn(async move {
+            let c = pool.get().await?;
+            crate::store::postgres::load_meeting_by_id(&c, &meeting_id).await
+        })
+    }
+
     /// BBB runs `meeting_id` on `server` (`Some`), or no longer runs it (`None`).
     pub fn set_running(&self, meeting_id: String, server: Option<ServerId>) -> StoreFuture<()> {
         let pool = self.pg().pool().clone();

@@ -584,6 +584,19 @@ pub async fn load_meeting(c: &impl GenericClient, key: &str) -> StoreResult<Opti
     .map(meeting_from_row))
 }
 
+/// The meeting record with this BBB meetingID (an end callback for a meeting this instance
+/// has not seen yet).
+pub async fn load_meeting_by_id(c: &impl GenericClient, meeting_id: &str) -> StoreResult<Option<MeetingRecord>> {
+    Ok(c
+        .cquery_opt(
+            &format!("SELECT {MEETING_COLUMNS} FROM meetings WHERE meeting_id = $1"),
+            &[&meeting_id],
+        )
+        .await?
+        .as_ref()
+        .map(meeting_from_row))
+}
+
 fn meeting_from_row(r: &Row) -> MeetingRecord {
     MeetingRecord {
         key: r.get(0),
