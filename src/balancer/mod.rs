@@ -423,7 +423,10 @@ impl BbbBalancer {
                         return None;
                     }
                 }
-                Some(futures_util::future::join(client.get_meetings(&endpoint), client.version(&endpoint)).await)
+                Some(
+                    futures_util::future::join(client.get_meetings(&endpoint), client.version(&endpoint))
+                        .await,
+                )
             }
             .into_actor(self)
             .map(move |polled, act, _| match polled {

@@ -103,13 +103,31 @@ impl BbbBalancer {
     }
 
     /// BBB ended the meeting `key` (end callback or operator move): no longer running anywhere.
+    /// The record is saved first (an end gives it a new incarnation, which the next create on
+    /// any instance must use), then the others are told.
     pub(super) fn meeting_gone(&self, key: &str, meeting_id: &str, ctx: &mut Context<Self>) {
         let Some(cluster) = self.cluster.clone() else {
             return;
         };
         let key = key.to_string();
-        let update = cluster.set_running(meeting_id.to_string(), None);
-        ctx.spawn(update.into_actor(self).map(move |result, act, _| {
+        let record = self
+            .meetings
+            .get(&key)
+            .filter(|m| m.dirty)
+            .map(|m| m.record.clone());
+        let store = self.store.clone();
+        let meeting_id = meeting_id.to_string();
+        let update = async move {
+            let saved = match record {
+                Some(record) => store.save_meeting(record).await.is_ok(),
+                None => false,
+            };
+            (saved, cluster.set_running(meeting_id, None).await)
+        };
+        ctx.spawn(update.into_actor(self).map(move |(saved, result), act, _| {
+            if saved {
+                act.meetings.saved(&key);
+            }
             if let Err(e) = result {
                 log::warn!("balancer: sharing that {key} ended failed: {e}");
             }

@@ -571,7 +571,7 @@ impl StoreBackend for PgStore {
 }
 
 const MEETING_COLUMNS: &str =
-    "key, meeting_id, attendee_pw, moderator_pw, server, voice_bridge, guest_policy";
+    "key, meeting_id, attendee_pw, moderator_pw, server, voice_bridge, guest_policy, incarnation";
 
 /// One meeting record (the cluster reads the shared one before a create).
 pub async fn load_meeting(c: &impl GenericClient, key: &str) -> StoreResult<Option<MeetingRecord>> {
@@ -586,15 +586,17 @@ pub async fn load_meeting(c: &impl GenericClient, key: &str) -> StoreResult<Opti
 
 /// The meeting record with this BBB meetingID (an end callback for a meeting this instance
 /// has not seen yet).
-pub async fn load_meeting_by_id(c: &impl GenericClient, meeting_id: &str) -> StoreResult<Option<MeetingRecord>> {
-    Ok(c
-        .cquery_opt(
-            &format!("SELECT {MEETING_COLUMNS} FROM meetings WHERE meeting_id = $1"),
-            &[&meeting_id],
-        )
-        .await?
-        .as_ref()
-        .map(meeting_from_row))
+pub async fn load_meeting_by_id(
+    c: &impl GenericClient,
+    meeting_id: &str,
+) -> StoreResult<Option<MeetingRecord>> {
+    Ok(c.cquery_opt(
+        &format!("SELECT {MEETING_COLUMNS} FROM meetings WHERE meeting_id = $1"),
+        &[&meeting_id],
+    )
+    .await?
+    .as_ref()
+    .map(meeting_from_row))
 }
 
 fn meeting_from_row(r: &Row) -> MeetingRecord {

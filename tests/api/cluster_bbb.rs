@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 /// Settings: servers s1, s2 on the simulator of the instance listening on `sim_port`
-/// (`{PORT}` = the instance itself), joins skip `create` for a confirmed meeting.
+/// (`{PORT}` = the instance itself).
 fn servers_on(sim_port: &str, servers: &[&str]) -> impl Fn(String) -> String {
     let mut extra = String::new();
     for id in servers {
@@ -18,13 +18,7 @@ fn servers_on(sim_port: &str, servers: &[&str]) -> impl Fn(String) -> String {
             "\n[[bbb.servers]]\nid = \"{id}\"\nurl = \"http://127.0.0.1:{sim_port}/simulator/{id}/bigbluebutton/\"\nsecret = \"{SIM_SECRET}\"\n"
         ));
     }
-    move |s: String| {
-        s.replace(
-            "request_timeout_ms = 1000",
-            "request_timeout_ms = 1000\ncreate_reuse_ms = 60000",
-        )
-        .replace("\n[simulator]", &format!("{extra}\n[simulator]"))
-    }
+    move |s: String| s.replace("\n[simulator]", &format!("{extra}\n[simulator]"))
 }
 
 async fn cluster_on_shared_bbb(servers: &[&str]) -> (TestApp, TestApp) {
@@ -191,4 +185,31 @@ async fn a_claim_left_by_a_dead_instance_expires_and_the_join_goes_on() {
         "waited for the claim"
     );
     assert_eq!(a.sim_stats("s1").await["creates"][&meeting], 1);
+}
+
+#[actix_web::test]
+async fn an_end_callback_reaching_an_instance_that_never_saw_the_meeting_acts_for_the_cluster() {
+    let (a, b) = cluster_on_shared_bbb(&["s1"]).await;
+    let mut ann = named(&a, "ann").await;
+    let (meeting, _) = meeting_of(&ann.request("bbb.room_url", json!({"room": "stage"})).await);
+    let details = a.sim_meeting("s1", &meeting).await.unwrap();
+    let callback = details["create"]["params"]["meetingEndedURL"]
+        .as_str()
+        .unwrap()
+        .replace(
+            &format!("127.0.0.1:{}/", a.port),
+            &format!("127.0.0.1:{}/", b.port),
+        );
+    assert!(callback.contains(&b.port.to_string()), "{callback}");
+    // The load balancer sends BBB's callback to B, which has not seen this meeting.
+    let (status, _) = http_get(&callback).await;
+    assert_eq!(status, 200);
+    // A hears that it ended: its next join creates it again.
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let r = ann.request("bbb.room_url", json!({"room": "stage"})).await;
+    assert_eq!(meeting_of(&r).0, meeting);
+    assert_eq!(a.sim_stats("s1").await["creates"][&meeting], 2);
+    // A forged token is still refused there.
+    let forged = format!("{}x", &callback[..callback.len() - 1]);
+    assert_eq!(http_get(&forged).await.0, 403);
 }
