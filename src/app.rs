@@ -102,9 +102,9 @@ impl Application {
         .with_cluster(cluster.clone())
         .start();
         if let Some(cluster) = &cluster {
-            crate::cluster::listener::start(
+            crate::relay::start(
                 cluster,
-                crate::cluster::listener::Targets {
+                crate::relay::Targets {
                     registry: registry.clone(),
                     balancer: balancer.clone(),
                     perms: perms.clone(),

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
+use crate::cluster::message::WireDelivery;
 use crate::ids::UserId;
 use crate::protocol::reply::Reply;
 use crate::registry::{ConnId, Push, SessionRegistry};
@@ -97,6 +98,22 @@ impl Publish {
     }
 }
 
+impl Publish {
+    /// The deliveries as they cross instances (call on [`Publish::for_other_instances`]: every
+    /// audience there is a whole user; `Replaced` never crosses).
+    pub fn wire_deliveries(&self) -> Vec<WireDelivery> {
+        self.deliveries
+            .iter()
+            .filter_map(|d| {
+                Some(WireDelivery {
+                    user: d.to.user().clone(),
+                    push: d.push.to_wire()?,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Hands `publish` to the bus (today: the local registry).
 pub fn publish(services: &Services, publish: Publish) {
     services.registry.do_send(publish);
@@ -139,7 +156,7 @@ impl Handler<Publish> for SessionRegistry {
 
     fn handle(&mut self, msg: Publish, _: &mut Context<Self>) {
         if let Some(cluster) = self.cluster() {
-            let remote = crate::cluster::message::deliveries(&msg.for_other_instances());
+            let remote = msg.for_other_instances().wire_deliveries();
             if !remote.is_empty() {
                 cluster.publish(crate::cluster::ClusterMessage::Publish { deliveries: remote });
             }

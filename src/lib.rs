@@ -20,7 +20,8 @@
 //! - [`bus`]: the one push bus: ordered deliveries addressed to users, delivered by the
 //!   registry (a PostgreSQL NOTIFY carrier can take them across instances).
 //! - [`cluster`]: several instances on PostgreSQL: heartbeat, sockets, LISTEN/NOTIFY (the bus's
-//!   carrier across instances).
+//!   carrier across instances); [`relay`]: its `LISTEN` connection, handing what other
+//!   instances publish to the local actors.
 //! - [`auth`]: JWT and client-id credentials (pure).
 //! - [`config`]: typed settings, env overrides, validation; [`secret`]: `Secret` and
 //!   constant-time comparison; [`tls`]: outgoing TLS material.
@@ -59,6 +60,7 @@ pub mod pgserver;
 pub mod protocol;
 pub mod rate_limit;
 pub mod registry;
+pub mod relay;
 pub mod reload;
 pub mod rooms;
 pub mod secret;

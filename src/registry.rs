@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use serde_json::Value;
 
-use crate::cluster::message::ClusterMessage;
+use crate::cluster::message::{ClusterMessage, WirePush};
 use crate::cluster::Cluster;
 use crate::ids::UserId;
 
@@ -265,5 +265,53 @@ impl Handler<GetCounts> for SessionRegistry {
             sockets: self.sockets,
             users: self.users.len(),
         })
+    }
+}
+
+impl Push {
+    /// The push as it crosses instances; `None` for `Replaced`, which is targeted (see
+    /// `ClusterMessage::Replace`).
+    pub fn to_wire(&self) -> Option<WirePush> {
+        match self {
+            Push::Frame(frame) => Some(WirePush::Frame {
+                frame: frame.to_string(),
+            }),
+            Push::ProfileChanged { profile, frame } => Some(WirePush::ProfileChanged {
+                profile: profile.clone(),
+                frame: frame.to_string(),
+            }),
+            Push::Reload => Some(WirePush::Reload),
+            Push::Replaced => None,
+        }
+    }
+
+    /// A push another instance published.
+    pub fn from_wire(wire: WirePush) -> Self {
+        match wire {
+            WirePush::Frame { frame } => Push::Frame(Arc::from(frame)),
+            WirePush::ProfileChanged { profile, frame } => Push::ProfileChanged {
+                profile,
+                frame: Arc::from(frame),
+            },
+            WirePush::Reload => Push::Reload,
+        }
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn pushes_convert_both_ways_and_replaced_stays_local() {
+        let push = Push::ProfileChanged {
+            profile: serde_json::json!({"display_name": "A"}),
+            frame: Arc::from("f"),
+        };
+        let wire = push.to_wire().unwrap();
+        assert!(matches!(Push::from_wire(wire), Push::ProfileChanged { frame, .. } if &*frame == "f"));
+        assert!(Push::Replaced.to_wire().is_none());
+        assert_eq!(Push::Reload.to_wire(), Some(WirePush::Reload));
     }
 }

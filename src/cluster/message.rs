@@ -2,15 +2,11 @@
 //! A notification carries an [`Envelope`]; one whose JSON would exceed
 //! [`MAX_INLINE_BYTES`] is stored in `push_payloads` and the notification names its row.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::bbb::xml::MeetingLoad;
-use crate::bus::Publish;
 use crate::ids::{ServerId, UserId, WorldId};
-use crate::registry::Push;
 use crate::store::Moderation;
 
 /// PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; stay well below.
@@ -19,42 +15,13 @@ pub const MAX_INLINE_BYTES: usize = 7000;
 /// The one notification channel every instance listens on.
 pub const CHANNEL: &str = "bbb_gateway";
 
-/// A push as it crosses instances.
+/// A push as it crosses instances (the registry converts its `Push` to and from this).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum WirePush {
     Frame { frame: String },
     ProfileChanged { profile: Value, frame: String },
     Reload,
-}
-
-impl WirePush {
-    /// `None` for pushes that never cross instances (`Replaced` is targeted: see
-    /// [`ClusterMessage::Replace`]).
-    pub fn from_push(push: &Push) -> Option<Self> {
-        match push {
-            Push::Frame(frame) => Some(WirePush::Frame {
-                frame: frame.to_string(),
-            }),
-            Push::ProfileChanged { profile, frame } => Some(WirePush::ProfileChanged {
-                profile: profile.clone(),
-                frame: frame.to_string(),
-            }),
-            Push::Reload => Some(WirePush::Reload),
-            Push::Replaced => None,
-        }
-    }
-
-    pub fn into_push(self) -> Push {
-        match self {
-            WirePush::Frame { frame } => Push::Frame(Arc::from(frame)),
-            WirePush::ProfileChanged { profile, frame } => Push::ProfileChanged {
-                profile,
-                frame: Arc::from(frame),
-            },
-            WirePush::Reload => Push::Reload,
-        }
-    }
 }
 
 /// A polled meeting's load as it crosses instances.
@@ -105,21 +72,6 @@ impl From<WireMeetingLoad> for MeetingLoad {
 pub struct WireDelivery {
     pub user: UserId,
     pub push: WirePush,
-}
-
-/// The deliveries of a publish meant for other instances (every audience there is a whole
-/// user; `Replaced` never crosses).
-pub fn deliveries(publish: &Publish) -> Vec<WireDelivery> {
-    publish
-        .deliveries
-        .iter()
-        .filter_map(|d| {
-            Some(WireDelivery {
-                user: d.to.user().clone(),
-                push: WirePush::from_push(&d.push)?,
-            })
-        })
-        .collect()
 }
 
 /// One thing an instance tells the others.
@@ -237,17 +189,5 @@ mod tests {
         let note: Envelope = serde_json::from_str(&reference("a", 7).unwrap()).unwrap();
         assert_eq!(note.payload_ref, Some(7));
         assert!(note.msg.is_none());
-    }
-
-    #[test]
-    fn pushes_convert_both_ways_and_replaced_stays_local() {
-        let push = Push::ProfileChanged {
-            profile: serde_json::json!({"display_name": "A"}),
-            frame: Arc::from("f"),
-        };
-        let wire = WirePush::from_push(&push).unwrap();
-        assert!(matches!(wire.clone().into_push(), Push::ProfileChanged { frame, .. } if &*frame == "f"));
-        assert!(WirePush::from_push(&Push::Replaced).is_none());
-        assert_eq!(WirePush::from_push(&Push::Reload), Some(WirePush::Reload));
     }
 }

@@ -7,11 +7,10 @@
 //!   presence count sockets on every live instance.
 //! - Messages ([`message::ClusterMessage`]) go out through one publisher task, in order,
 //!   with `pg_notify`, and come in through one dedicated `LISTEN` connection
-//!   ([`listener`]), which hands them to the local actors.
+//!   (the relay, `relay.rs`), which hands them to the local actors.
 //!
 //! Everything runs on the store's runtime, off the actix event loops.
 
-pub mod listener;
 pub mod meetings;
 pub mod message;
 

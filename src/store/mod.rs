@@ -12,6 +12,7 @@ pub mod chat;
 pub mod conversations;
 pub mod meetings;
 pub mod pg_chat;
+pub mod pg_client;
 pub mod pg_schema;
 pub mod postgres;
 pub mod schema;

@@ -1,4 +1,4 @@
-//! The instance's one `LISTEN` connection: receives what other instances publish and hands
+//! The cluster relay: the instance's one `LISTEN` connection: receives what other instances publish and hands
 //! it to the local actors, in arrival order. Reconnects by itself after the database comes
 //! back; after a reconnect it resynchronises what it may have missed (server overrides and
 //! moderation are re-read).
@@ -10,9 +10,9 @@ use futures_util::future::poll_fn;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::message::{ClusterMessage, Envelope, CHANNEL};
-use super::Cluster;
 use crate::balancer::{ApplyServerOverride, BbbBalancer, Shared};
+use crate::cluster::message::{ClusterMessage, Envelope, CHANNEL};
+use crate::cluster::Cluster;
 use crate::permissions::{ApplyRemoteModeration, PermissionActor};
 use crate::registry::{Deliver, Evict, SessionRegistry};
 
@@ -121,7 +121,7 @@ fn dispatch(cluster: &Cluster, targets: &Targets, msg: ClusterMessage) {
         ClusterMessage::Publish { deliveries } => targets.registry.do_send(Deliver {
             deliveries: deliveries
                 .into_iter()
-                .map(|d| (d.user, d.push.into_push()))
+                .map(|d| (d.user, crate::registry::Push::from_wire(d.push)))
                 .collect(),
         }),
         ClusterMessage::Replace { instance, user, conn } => {
