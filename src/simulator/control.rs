@@ -20,6 +20,7 @@ pub(super) async fn stats(state: web::Data<SimulatorState>) -> HttpResponse {
                 "creates_total": data.creates_total,
                 "joins_total": data.joins_total,
                 "ends_total": data.ends_total,
+                "get_meetings_total": data.get_meetings_total,
                 "creates": data.creates,
                 "max_concurrent_creates": data.max_concurrent_creates,
                 "recordings": data.recordings.len(),

@@ -353,7 +353,8 @@ async fn api(req: HttpRequest, body: Bytes, state: web::Data<SimulatorState>) ->
         "create" => create(&state, &instance, &name, params, method, body).await,
         "join" => join(&state, &instance, &name, &params, &method),
         "getMeetings" => {
-            let data = instance.data();
+            let mut data = instance.data();
+            data.get_meetings_total += 1;
             xml(render::meetings(data.meetings.values()))
         }
         "getMeetingInfo" => get_meeting_info(&instance, &params),

@@ -241,6 +241,8 @@ pub(crate) struct InstanceData {
     pub(crate) creates_total: u64,
     pub(crate) joins_total: u64,
     pub(crate) ends_total: u64,
+    /// `getMeetings` calls answered (polls).
+    pub(crate) get_meetings_total: u64,
 }
 
 /// What a `create` call did.

@@ -213,3 +213,25 @@ async fn an_end_callback_reaching_an_instance_that_never_saw_the_meeting_acts_fo
     let forged = format!("{}x", &callback[..callback.len() - 1]);
     assert_eq!(http_get(&forged).await.0, 403);
 }
+
+#[actix_web::test]
+async fn each_server_is_polled_about_once_per_interval_by_the_cluster() {
+    let url = fresh_pg_database();
+    let fast = |port: &str| {
+        let servers = servers_on(port, &["s1"]);
+        move |s: String| servers(s.replace("poll_interval_ms = 60000", "poll_interval_ms = 500"))
+    };
+    let a = spawn_pg_app_with(&url, "node-a", fast("{PORT}")).await;
+    let port = a.port.to_string();
+    let b = spawn_pg_app_with(&url, "node-b", fast(&port)).await;
+    let before = a.sim_stats("s1").await["get_meetings_total"].as_u64().unwrap();
+    actix_web::rt::time::sleep(Duration::from_secs(3)).await;
+    let polls = a.sim_stats("s1").await["get_meetings_total"].as_u64().unwrap() - before;
+    // Two instances polling on their own would make about 12 in 3 s.
+    assert!((3..=8).contains(&polls), "{polls} polls in 3 s at 500 ms");
+    // Both instances see the shared result.
+    for app in [&a, &b] {
+        let servers = admin_servers(app).await;
+        assert!(servers["servers"][0]["last_poll_at"].is_string(), "{servers}");
+    }
+}
