@@ -297,3 +297,29 @@ async fn log_lines_name_the_instance() {
         "no line names the instance:\n{text}"
     );
 }
+
+#[actix_web::test]
+async fn warm_joins_need_no_database_and_cold_ones_fail_cleanly_while_it_is_down() {
+    let server = web_block(PgServer::start).await.unwrap();
+    let url = server.create_database("warm").unwrap();
+    let a = spawn_pg_app(&url, "node-a").await;
+    let (mut ann, _) = a.client("sample", "ann").await;
+    ann.set_name("Ann").await;
+    let r = ann.request("bbb.room_url", json!({"room": "stage"})).await;
+    assert_eq!(r[0], "success", "{r}");
+    let (mut speaker, _) = a.token_user("sample", "granted-speaker", &["speaker"]).await;
+    speaker.set_name("Speaker").await;
+    let _server = web_block(move || {
+        server.stop().unwrap();
+        server
+    })
+    .await;
+    // The meeting is known running here: signed from memory.
+    let r = ann.request("bbb.room_url", json!({"room": "stage"})).await;
+    assert_eq!(r[0], "success", "a warm join without the database: {r}");
+    // A room whose meeting must be created needs the cluster's claim: bbb.failed.
+    let r = speaker
+        .request("bbb.room_url", json!({"room": "backstage"}))
+        .await;
+    assert_eq!(code(&r), "bbb.failed", "{r}");
+}
