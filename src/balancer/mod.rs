@@ -468,6 +468,7 @@ impl BbbBalancer {
             cluster.publish(crate::cluster::ClusterMessage::ServerPolled {
                 server: id.clone(),
                 result: shared::wire_poll(&result),
+                version: self.pool.get(id).and_then(|s| s.version.clone()),
             });
         }
         self.apply_poll(id, placed_before, sent, result.map_err(|e| e.to_string()));

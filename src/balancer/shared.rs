@@ -77,7 +77,12 @@ impl Handler<Shared> for BbbBalancer {
     fn handle(&mut self, Shared(msg): Shared, _: &mut Context<Self>) {
         match msg {
             ClusterMessage::MeetingChanged { key } => self.meetings.forget(&key),
-            ClusterMessage::ServerPolled { server, result } => {
+            ClusterMessage::ServerPolled {
+                server,
+                result,
+                version,
+            } => {
+                self.finish_version(&server, Ok(version));
                 let placed = self.pool.get(&server).map_or(0, |s| s.load.placed_since_poll);
                 let result = result.map(|list| list.into_iter().map(Into::into).collect());
                 let sent = self.meetings.epoch();

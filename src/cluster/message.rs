@@ -96,6 +96,9 @@ pub enum ClusterMessage {
     ServerPolled {
         server: ServerId,
         result: Result<Vec<WireMeetingLoad>, String>,
+        /// The BBB version the server reports, when known.
+        #[serde(default)]
+        version: Option<String>,
     },
     /// A BBB API call to `server` failed on another instance (counts toward `unhealthy_after`).
     CallFailed { server: ServerId, error: String },

@@ -229,9 +229,10 @@ async fn each_server_is_polled_about_once_per_interval_by_the_cluster() {
     let polls = a.sim_stats("s1").await["get_meetings_total"].as_u64().unwrap() - before;
     // Two instances polling on their own would make about 12 in 3 s.
     assert!((3..=8).contains(&polls), "{polls} polls in 3 s at 500 ms");
-    // Both instances see the shared result.
+    // Both instances see the shared result, the server's version included.
     for app in [&a, &b] {
         let servers = admin_servers(app).await;
         assert!(servers["servers"][0]["last_poll_at"].is_string(), "{servers}");
+        assert!(servers["servers"][0]["version"].is_string(), "{servers}");
     }
 }
