@@ -20,7 +20,6 @@ use crate::bus::{Answer, Audience, Delivery};
 use crate::error::Error;
 use crate::ids::{is_uuid, CallId, ChannelId, UserId, WorldId};
 use crate::permissions::rules::WORLD_CHAT_DIRECT;
-use crate::permissions::{GetWorldRights, Principal};
 use crate::protocol::command::SendContent;
 use crate::protocol::reply::Reply;
 use crate::protocol::{chat_wire, frame, wire};
@@ -28,21 +27,14 @@ use crate::registry::ConnId;
 use crate::rooms::{avatar_url, display_name};
 use crate::services::Services;
 use crate::store::{NewContent, UserRecord};
-use conversations::{channels_push, pointers_and_counts_of, refusal};
+use conversations::{channels_push, has_world_right, pointers_and_counts_of, refusal};
 use pointers::{notify_as, NotifyAs};
 
 /// A direct channel has at most this many members, the caller included (SPEC §7).
 pub const MAX_CHANNEL_MEMBERS: usize = 50;
 
 async fn may_chat(services: &Services, world: &WorldId, user: &UserRecord) -> Result<bool, Error> {
-    let rights = services
-        .perms
-        .send(GetWorldRights {
-            world: world.clone(),
-            principal: Principal::of(user),
-        })
-        .await??;
-    Ok(rights.has(WORLD_CHAT_DIRECT))
+    has_world_right(services, world, user, WORLD_CHAT_DIRECT).await
 }
 
 /// `chat.direct.create`: the channel of the caller plus `users` (same set, same channel). After

@@ -81,7 +81,8 @@ pub async fn channels_push(
     Ok(Delivery::frame(to, chat_wire::channels_frame(&list)))
 }
 
-async fn has_world_right(
+/// Whether `user` holds the world-level permission `right`.
+pub(crate) async fn has_world_right(
     services: &Services,
     world: &WorldId,
     user: &UserRecord,
