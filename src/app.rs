@@ -83,6 +83,12 @@ impl Application {
         metrics.set_instance_info(&instance_name);
         let records = load(store.load_meetings().await)?;
         let overrides = load(store.load_server_overrides().await)?;
+        // In a cluster the servers' health, load, charges and version live in the database:
+        // taken before serving, so this instance starts with the cluster's view.
+        let server_rows = match &cluster {
+            Some(cluster) => load(cluster.server_rows().await)?,
+            None => Vec::new(),
+        };
         let tls =
             tls_config(&settings.bbb.tls_ca_file).map_err(|e| StartError(format!("bbb.tls_ca_file: {e}")))?;
         let client = BbbClient::new(
@@ -100,6 +106,7 @@ impl Application {
             overrides,
         )
         .with_cluster(cluster.clone())
+        .with_server_rows(server_rows)
         .start();
         if let Some(cluster) = &cluster {
             crate::relay::start(

@@ -217,6 +217,7 @@ impl BbbBalancer {
         let change = self.pool.record_failure(id, error.clone());
         Self::log_health(id, change, &error);
         self.publish(id);
+        self.store_server_row(id, None);
         self.tell_cluster(crate::cluster::ClusterMessage::CallFailed {
             server: id.clone(),
             error,
@@ -276,6 +277,7 @@ impl BbbBalancer {
         };
         if placed {
             self.pool.charge(&server_id);
+            self.store_charge(&server_id);
             self.tell_cluster(crate::cluster::ClusterMessage::Charged {
                 server: server_id.clone(),
             });
@@ -471,7 +473,10 @@ impl BbbBalancer {
                 version: self.pool.get(id).and_then(|s| s.version.clone()),
             });
         }
+        let polled = result.is_ok();
         self.apply_poll(id, placed_before, sent, result.map_err(|e| e.to_string()));
+        // This instance polled for the cluster: the result goes into the server's row.
+        self.store_server_row(id, polled.then_some(placed_before));
     }
 
     /// A poll's result (this instance's, or shared by the instance holding the poll lease).

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use crate::cluster::servers::ServerRow;
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::Serialize;
@@ -374,6 +375,52 @@ impl Pool {
             return None;
         }
         Some(server.version.replace(version))
+    }
+
+    /// What the cluster stores of server `id` (`cluster::servers`).
+    pub fn row(&self, id: &ServerId) -> Option<ServerRow> {
+        let s = self.get(id)?;
+        Some(ServerRow {
+            server: id.clone(),
+            healthy: s.health.healthy,
+            fail_streak: s.health.fail_streak,
+            ok_streak: s.health.ok_streak,
+            last_error: s.health.last_error.clone(),
+            last_poll_at: s.load.last_poll_at.map(|t| t.to_rfc3339()),
+            polled_cost: s.load.polled_cost,
+            polled_meetings: s.load.polled_meetings as u64,
+            polled_participants: s.load.polled_participants,
+            placed_since_poll: s.load.placed_since_poll as u64,
+            version: s.version.clone(),
+        })
+    }
+
+    /// Takes the cluster's stored view of a server (at start, or after the listener
+    /// reconnected). The version goes through [`Pool::set_version`]; false when the server is
+    /// not in this instance's settings.
+    pub fn restore(&mut self, row: &ServerRow) -> bool {
+        let Some(s) = self.get_mut(&row.server) else {
+            return false;
+        };
+        s.health = Health {
+            healthy: row.healthy,
+            fail_streak: row.fail_streak,
+            ok_streak: row.ok_streak,
+            last_error: row.last_error.clone(),
+        };
+        s.load = Load {
+            polled_cost: row.polled_cost,
+            polled_meetings: row.polled_meetings as usize,
+            polled_participants: row.polled_participants,
+            placed_since_poll: row.placed_since_poll as usize,
+            last_poll_at: row
+                .last_poll_at
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc)),
+            polling: s.load.polling,
+        };
+        true
     }
 
     /// An operator's enable/disable; false when the server is unknown.

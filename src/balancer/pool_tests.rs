@@ -221,3 +221,35 @@ fn recordings_are_asked_from_active_servers_the_world_may_use() {
         .collect();
     assert_eq!(ids, ["a", "mine"]);
 }
+
+#[test]
+fn a_stored_row_restores_health_load_and_charges_in_another_pool() {
+    let mut a = pool(&["s1", "s2"]);
+    a.poll_succeeded(&id("s1"), 0, &[load("m1", 4), load("m2", 2)], Utc::now());
+    a.set_version(&id("s1"), "2.7.3".into());
+    a.charge(&id("s1"));
+    a.record_failure(&id("s1"), "HTTP 500".into());
+    a.record_failure(&id("s1"), "HTTP 500".into());
+    let row = a.row(&id("s1")).unwrap();
+    assert!(!row.healthy);
+    assert_eq!(
+        (row.fail_streak, row.placed_since_poll, row.polled_meetings),
+        (2, 1, 2)
+    );
+    // A later instance starts with defaults and takes the row.
+    let mut b = pool(&["s1", "s2"]);
+    assert!(b.restore(&row));
+    b.set_version(&id("s1"), row.version.clone().unwrap());
+    let (sa, sb) = (a.get(&id("s1")).unwrap(), b.get(&id("s1")).unwrap());
+    assert_eq!(sa.status(), sb.status());
+    assert_eq!(sa.cost(), sb.cost());
+    assert_eq!(b.row(&id("s1")).unwrap(), row);
+    // One more good poll is not enough to be healthy again there either (healthy_after = 3).
+    b.poll_succeeded(&id("s1"), 1, &[], Utc::now());
+    assert!(!b.get(&id("s1")).unwrap().health.healthy);
+    // A row for a server this instance does not have changes nothing.
+    assert!(!b.restore(&ServerRow {
+        server: id("gone"),
+        ..row
+    }));
+}

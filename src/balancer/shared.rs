@@ -15,6 +15,7 @@ use super::joins::CreatePlan;
 use super::{callback, BbbBalancer, CreateFailure};
 use crate::bbb::client::{BbbClient, Endpoint};
 use crate::cluster::message::WireMeetingLoad;
+use crate::cluster::servers::ServerRow;
 use crate::cluster::{Cluster, ClusterMessage};
 use crate::ids::ServerId;
 use crate::store::{MeetingRecord, Store};
@@ -44,7 +45,7 @@ impl Handler<ApplyServerOverride> for BbbBalancer {
 }
 
 /// Sent by the cluster listener after a reconnect: notifications may have been missed, so
-/// re-read the shared overrides and forget what is cached about meetings.
+/// re-read the shared overrides and server rows and forget what is cached about meetings.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct ResyncShared;
@@ -63,6 +64,14 @@ impl Handler<ResyncShared> for BbbBalancer {
                 }
             }
         }));
+        // Polls and failures shared while the listener was away are in the server rows.
+        if let Some(cluster) = &self.cluster {
+            let rows = cluster.server_rows();
+            ctx.spawn(rows.into_actor(self).map(|result, act, _| match result {
+                Ok(rows) => act.restore_rows(rows),
+                Err(e) => log::warn!("balancer: reading the shared server state failed: {e}"),
+            }));
+        }
     }
 }
 
@@ -100,6 +109,39 @@ impl Handler<Shared> for BbbBalancer {
 }
 
 impl BbbBalancer {
+    /// Starts from the cluster's stored view of the servers (SPEC §10): an instance that
+    /// starts later shows and places with the same health, load, charges and version as the
+    /// others, without waiting for the next shared poll.
+    pub fn with_server_rows(mut self, rows: Vec<ServerRow>) -> Self {
+        self.restore_rows(rows);
+        self
+    }
+
+    fn restore_rows(&mut self, rows: Vec<ServerRow>) {
+        for row in rows {
+            if self.pool.restore(&row) {
+                let id = row.server.clone();
+                self.finish_version(&id, Ok(row.version));
+                self.publish(&id);
+            }
+        }
+    }
+
+    /// In a cluster: stores what this instance knows of server `id` now. `poll` is the number
+    /// of placement charges a poll result counted (`None` for a failed call or poll).
+    pub(super) fn store_server_row(&self, id: &ServerId, poll: Option<usize>) {
+        if let (Some(cluster), Some(row)) = (&self.cluster, self.pool.row(id)) {
+            drop(cluster.save_server_row(row, poll.map(|n| n as u64)));
+        }
+    }
+
+    /// In a cluster: one more placement charge on `id` in its stored row.
+    pub(super) fn store_charge(&self, id: &ServerId) {
+        if let Some(cluster) = &self.cluster {
+            drop(cluster.charge_server(id.clone()));
+        }
+    }
+
     /// Tells the other instances, if any.
     pub(super) fn tell_cluster(&self, msg: ClusterMessage) {
         if let Some(cluster) = &self.cluster {

@@ -13,6 +13,7 @@
 
 pub mod meetings;
 pub mod message;
+pub mod servers;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

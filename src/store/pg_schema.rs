@@ -134,6 +134,20 @@ const MIGRATIONS: &[&str] = &[
         since       TIMESTAMPTZ NOT NULL DEFAULT now()
      );
      CREATE INDEX running_meetings_by_server ON running_meetings(server);",
+    // 3: what the cluster knows of each BBB server lives in its `server_state` row (SPEC §10):
+    //    health streaks, the last poll's result and time, the version and the placement
+    //    charges since that poll; `healthy` is NULL until an instance has written the row
+    "ALTER TABLE server_state
+        ADD COLUMN healthy              BOOLEAN,
+        ADD COLUMN fail_streak          INTEGER NOT NULL DEFAULT 0,
+        ADD COLUMN ok_streak            INTEGER NOT NULL DEFAULT 0,
+        ADD COLUMN last_error           TEXT,
+        ADD COLUMN last_poll_at         TEXT,
+        ADD COLUMN polled_cost          DOUBLE PRECISION NOT NULL DEFAULT 0,
+        ADD COLUMN polled_meetings      BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN polled_participants  BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN placed_since_poll    BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN version              TEXT;",
 ];
 
 /// The schema version this build knows.

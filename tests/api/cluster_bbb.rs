@@ -236,3 +236,43 @@ async fn each_server_is_polled_about_once_per_interval_by_the_cluster() {
         assert!(servers["servers"][0]["version"].is_string(), "{servers}");
     }
 }
+
+#[actix_web::test]
+async fn an_instance_started_later_shows_the_stored_server_state_at_once() {
+    let url = fresh_pg_database();
+    let a = spawn_pg_app_with(&url, "node-a", servers_on("{PORT}", &["s1"])).await;
+    // A polls s1 at start (learning its version), then two failed creates make it unhealthy.
+    let started = Instant::now();
+    while !(admin_servers(&a).await["servers"][0]["version"].is_string()) {
+        assert!(started.elapsed() < Duration::from_secs(10), "A polled s1");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.sim_fault("s1", "http500").await;
+    let mut ann = named(&a, "ann").await;
+    for _ in 0..2 {
+        let r = ann.request("bbb.room_url", json!({"room": "stage"})).await;
+        assert_eq!(code(&r), "bbb.failed");
+    }
+    let seen = admin_servers(&a).await["servers"][0].clone();
+    assert_eq!(seen["healthy"], false, "{seen}");
+    assert!(seen["last_poll_at"].is_string(), "{seen}");
+    // B starts after all that (it heard none of the notifications) and polls only every
+    // 10 minutes; A holds the poll lease anyway. Only the stored row can tell B.
+    let port = a.port.to_string();
+    let servers = servers_on(&port, &["s1"]);
+    let b = spawn_pg_app_with(&url, "node-b", move |s| {
+        servers(s.replace("poll_interval_ms = 60000", "poll_interval_ms = 600000"))
+    })
+    .await;
+    let late = admin_servers(&b).await["servers"][0].clone();
+    for field in [
+        "healthy",
+        "last_poll_at",
+        "version",
+        "last_error",
+        "cost",
+        "meetings",
+    ] {
+        assert_eq!(late[field], seen[field], "{field}: {late} vs {seen}");
+    }
+}
