@@ -7,20 +7,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-struct Person {
-    ws: Ws,
-    id: String,
-}
-
-async fn person(app: &TestApp, client_id: &str, name: &str) -> Person {
-    let (mut ws, body) = app.client("sample", client_id).await;
-    ws.set_name(name).await;
-    Person {
-        ws,
-        id: body["user.config"]["id"].as_str().unwrap().to_string(),
-    }
-}
-
 async fn dm(p: &mut Person, others: &[&str]) -> Value {
     p.ws.request("chat.direct.create", json!({ "users": others }))
         .await

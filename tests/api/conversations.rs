@@ -11,20 +11,6 @@ use crate::helpers::*;
 
 const SILENCE: Duration = Duration::from_millis(250);
 
-struct Person {
-    ws: Ws,
-    id: String,
-}
-
-async fn person(app: &TestApp, client_id: &str, name: &str) -> Person {
-    let (mut ws, body) = app.client("sample", client_id).await;
-    ws.set_name(name).await;
-    Person {
-        ws,
-        id: body["user.config"]["id"].as_str().unwrap().to_string(),
-    }
-}
-
 fn ok(reply: &Value) -> &Value {
     assert_eq!(reply[0], "success", "{reply}");
     &reply[2]

@@ -151,6 +151,25 @@ fn user_id(body: &Value) -> String {
     body["user.config"]["id"].as_str().unwrap().to_string()
 }
 
+/// Opens (or finds) the direct channel of `sender` and `other`; returns its id.
+async fn dm_with(sender: &mut Ws, other: &str) -> String {
+    let r = sender
+        .request("chat.direct.create", json!({"users": [other]}))
+        .await;
+    ok(&r)["id"].as_str().unwrap().to_string()
+}
+
+/// Sends a text message and asserts it was acknowledged.
+async fn send_text(sender: &mut Ws, channel: &str, body: &str) {
+    let r = sender
+        .request(
+            "chat.send",
+            json!({"channel": channel, "event_type": "channel.message", "content": {"type": "text", "body": body}}),
+        )
+        .await;
+    ok(&r);
+}
+
 /// Runs blocking socket work off the test's event loop.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     actix_web::rt::task::spawn_blocking(f).await.unwrap()
@@ -226,22 +245,10 @@ async fn the_heartbeat_closes_a_silent_socket_with_1001_even_with_output_pending
         (raw, user_id(&body))
     })
     .await;
-    let channel = ok(&sender
-        .request("chat.direct.create", json!({"users": [sink_id]}))
-        .await)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let channel = dm_with(&mut sender, &sink_id).await;
     // Output the silent socket does not read (below the 1008 limit).
     for i in 0..8 {
-        let body = format!("{i}{}", "x".repeat(3000));
-        let r = sender
-            .request(
-                "chat.send",
-                json!({"channel": channel, "event_type": "channel.message", "content": {"type": "text", "body": body}}),
-            )
-            .await;
-        ok(&r);
+        send_text(&mut sender, &channel, &format!("{i}{}", "x".repeat(3000))).await;
     }
     // client_timeout_ms is 2000 in the test settings: wait past it without reading.
     actix_web::rt::time::sleep(Duration::from_millis(3500)).await;
@@ -284,22 +291,10 @@ async fn a_socket_that_never_reads_is_closed_with_1008_and_delays_nobody() {
         }
         reader
     });
-    let channel = ok(&sender
-        .request("chat.direct.create", json!({"users": [sink_id]}))
-        .await)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let channel = dm_with(&mut sender, &sink_id).await;
     // Several times the limit plus what kernel buffers hold; every send is answered.
     for i in 0..400 {
-        let body = format!("{i:04}{}", "y".repeat(3500));
-        let r = sender
-            .request(
-                "chat.send",
-                json!({"channel": channel, "event_type": "channel.message", "content": {"type": "text", "body": body}}),
-            )
-            .await;
-        ok(&r);
+        send_text(&mut sender, &channel, &format!("{i:04}{}", "y".repeat(3500))).await;
     }
     // The reading socket of the same user got every event and still answers.
     let mut reader = reading.await.unwrap();

@@ -412,3 +412,19 @@ pub fn code(frame: &Value) -> String {
     let body = frame.as_array().unwrap().last().unwrap();
     body["code"].as_str().unwrap().to_string()
 }
+
+/// A named user of the sample world on one socket, with their user id.
+pub struct Person {
+    pub ws: Ws,
+    pub id: String,
+}
+
+/// Logs `client_id` into the sample world and sets the display name `name`.
+pub async fn person(app: &TestApp, client_id: &str, name: &str) -> Person {
+    let (mut ws, body) = app.client("sample", client_id).await;
+    ws.set_name(name).await;
+    Person {
+        ws,
+        id: body["user.config"]["id"].as_str().unwrap().to_string(),
+    }
+}
